@@ -149,7 +149,7 @@ def _bert_head_pairs(model: BertForMaskedLM):
 
 
 def _gpt2_pairs(model: GPT2LMHeadModel, prefix="transformer."):
-    """Pairs for every GPT-2 tensor except the fused c_attn, which `_gpt2_fused` handles.
+    """Pairs for every GPT-2 tensor except the fused c_attn, which `_assign_fused_attention` splits.
 
     GPT-2 stores its projections as Conv1D weights `[in, out]`, the same layout as a Keras
     Dense kernel, so nothing is transposed.

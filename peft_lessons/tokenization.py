@@ -10,7 +10,7 @@ import collections
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -99,6 +99,9 @@ class ChineseTokenizer:
             special_tokens=[("[CLS]", self.cls_id), ("[SEP]", self.sep_id)],
         )
         tokenizer.decoder = decoders.WordPiece()
+        # Registered special tokens are matched in raw text before normalisation, so "[MASK]"
+        # written in a prompt stays one token instead of "[", "mask", "]".
+        tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS])
         self._tokenizer = tokenizer
 
     @classmethod

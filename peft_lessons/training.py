@@ -64,3 +64,53 @@ def timer():
         yield result
     finally:
         result["seconds"] = time.perf_counter() - start
+
+
+def classification_metrics(model, dataset, labels) -> dict:
+    """Accuracy and ROC AUC of a 2-class classifier on a dataset built by `data.classification_dataset`.
+
+    The dataset must be unshuffled; its zero-weight padding rows at the end are dropped.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    logits = np.concatenate([np.asarray(model(features, training=False)) for features, _, _ in dataset])
+    logits = logits[: len(labels)]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    labels = np.asarray(labels)
+    accuracy = float(np.mean(probs.argmax(axis=1) == labels))
+    auc = float(roc_auc_score(labels, probs[:, 1])) if len(np.unique(labels)) == 2 else float("nan")
+    return {"accuracy": accuracy, "roc_auc": auc}
+
+
+def train_classifier(model, tokenizer, train_split, validation_split, *, max_length: int = 64, batch_size: int = 32,
+                     epochs: int = 3, learning_rate: float = 1e-4, patience: int = 1, seed: int = 0,
+                     jit_compile: bool = True, verbose: int = 0) -> dict:
+    """Fit a sequence classifier with AdamW, keeping the epoch with the best validation accuracy.
+
+    Training stops early after `patience` epochs without improvement on the validation split.
+    Returns the history, the best epoch, validation metrics and the training time in seconds.
+    """
+    from . import data
+
+    set_seed(seed)
+    train_ds = data.classification_dataset(tokenizer, train_split, max_length, batch_size, shuffle=True, seed=seed)
+    validation_ds = data.classification_dataset(tokenizer, validation_split, max_length, batch_size, shuffle=False)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
+    stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                                            restore_best_weights=True)
+    with timer() as clock:
+        history = model.fit(train_ds, validation_data=validation_ds, epochs=epochs, callbacks=[stopper],
+                            shuffle=False, verbose=verbose)
+    best_epoch = int(np.argmax(history.history["val_accuracy"]))
+    return {
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "best_epoch": best_epoch + 1,
+        "validation": classification_metrics(model, validation_ds, validation_split.labels),
+        "seconds": clock["seconds"],
+    }
