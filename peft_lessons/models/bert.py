@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .attention import MultiHeadAttention, activation_fn
+from .attention import MultiHeadAttention, activation_fn, weight_init
 from .common import check_prefixes, default_positions, unpack_inputs
 from .config import ModelConfig
 
@@ -24,9 +24,9 @@ class BertLayer(keras.layers.Layer):
         )
         self.attention_norm = keras.layers.LayerNormalization(epsilon=eps, name="attention_norm")
         self.ffn_intermediate = keras.layers.Dense(
-            config.intermediate_size, activation=activation_fn(config.hidden_act), name="ffn_intermediate"
+            config.intermediate_size, activation=activation_fn(config.hidden_act), kernel_initializer=weight_init(), name="ffn_intermediate"
         )
-        self.ffn_output = keras.layers.Dense(config.hidden_size, name="ffn_output")
+        self.ffn_output = keras.layers.Dense(config.hidden_size, kernel_initializer=weight_init(), name="ffn_output")
         self.output_norm = keras.layers.LayerNormalization(epsilon=eps, name="output_norm")
         self.dropout = keras.layers.Dropout(config.dropout)
 
@@ -58,17 +58,17 @@ class BertModel(keras.Model):
         kwargs.setdefault("name", "bert")
         super().__init__(**kwargs)
         self.config = config
-        self.token_embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size, name="token_embedding")
+        self.token_embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size, embeddings_initializer=weight_init(), name="token_embedding")
         self.position_embedding = keras.layers.Embedding(
-            config.max_positions, config.hidden_size, name="position_embedding"
+            config.max_positions, config.hidden_size, embeddings_initializer=weight_init(), name="position_embedding"
         )
         self.token_type_embedding = keras.layers.Embedding(
-            config.type_vocab_size, config.hidden_size, name="token_type_embedding"
+            config.type_vocab_size, config.hidden_size, embeddings_initializer=weight_init(), name="token_type_embedding"
         )
         self.embedding_norm = keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name="embedding_norm")
         self.embedding_dropout = keras.layers.Dropout(config.dropout)
         self.encoder_layers = [BertLayer(config, name=f"layer_{i}") for i in range(config.num_layers)]
-        self.pooler = keras.layers.Dense(config.hidden_size, activation="tanh", name="pooler")
+        self.pooler = keras.layers.Dense(config.hidden_size, activation="tanh", kernel_initializer=weight_init(), name="pooler")
         self.build_all()
 
     def build_all(self):
@@ -124,7 +124,7 @@ class BertForMaskedLM(keras.Model):
         self.config = config
         self.backbone = BertModel(config, name="bert")
         self.mlm_dense = keras.layers.Dense(
-            config.hidden_size, activation=activation_fn(config.hidden_act), name="mlm_dense"
+            config.hidden_size, activation=activation_fn(config.hidden_act), kernel_initializer=weight_init(), name="mlm_dense"
         )
         self.mlm_norm = keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name="mlm_norm")
         self.mlm_dense.build((None, None, config.hidden_size))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .attention import MultiHeadAttention, activation_fn
+from .attention import MultiHeadAttention, activation_fn, weight_init
 from .common import check_prefixes, default_positions, unpack_inputs
 from .config import ModelConfig
 
@@ -25,9 +25,9 @@ class GPT2Block(keras.layers.Layer):
         )
         self.ln_2 = keras.layers.LayerNormalization(epsilon=eps, name="ln_2")
         self.ffn_intermediate = keras.layers.Dense(
-            config.intermediate_size, activation=activation_fn(config.hidden_act), name="ffn_intermediate"
+            config.intermediate_size, activation=activation_fn(config.hidden_act), kernel_initializer=weight_init(), name="ffn_intermediate"
         )
-        self.ffn_output = keras.layers.Dense(config.hidden_size, name="ffn_output")
+        self.ffn_output = keras.layers.Dense(config.hidden_size, kernel_initializer=weight_init(), name="ffn_output")
         self.dropout = keras.layers.Dropout(config.dropout)
 
     def build(self, input_shape):
@@ -57,9 +57,9 @@ class GPT2Model(keras.Model):
         kwargs.setdefault("name", "gpt2")
         super().__init__(**kwargs)
         self.config = config
-        self.token_embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size, name="token_embedding")
+        self.token_embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size, embeddings_initializer=weight_init(), name="token_embedding")
         self.position_embedding = keras.layers.Embedding(
-            config.max_positions, config.hidden_size, name="position_embedding"
+            config.max_positions, config.hidden_size, embeddings_initializer=weight_init(), name="position_embedding"
         )
         self.embedding_dropout = keras.layers.Dropout(config.dropout)
         self.blocks = [GPT2Block(config, name=f"block_{i}") for i in range(config.num_layers)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .attention import weight_init
 from .bert import BertForMaskedLM, BertModel
 from .config import ModelConfig
 from .gpt2 import GPT2LMHeadModel, GPT2Model
@@ -48,7 +49,7 @@ class SequenceClassifier(keras.Model):
         config = self.backbone.config
         self.num_labels = num_labels
         self.dropout = keras.layers.Dropout(config.dropout if dropout is None else dropout)
-        self.classifier = keras.layers.Dense(num_labels, name="classifier")
+        self.classifier = keras.layers.Dense(num_labels, kernel_initializer=weight_init(), name="classifier")
         self.classifier.build((None, config.hidden_size))
         self.built = True
 
@@ -80,7 +81,7 @@ class TokenClassifier(keras.Model):
         config = self.backbone.config
         self.num_labels = num_labels
         self.dropout = keras.layers.Dropout(config.dropout if dropout is None else dropout)
-        self.classifier = keras.layers.Dense(num_labels, name="classifier")
+        self.classifier = keras.layers.Dense(num_labels, kernel_initializer=weight_init(), name="classifier")
         self.classifier.build((None, None, config.hidden_size))
         self.built = True
 
