@@ -102,6 +102,33 @@ def summarize(runs):
     return table
 
 
+def interpret(table, runs, naive_bayes, train_size) -> list[str]:
+    """Turn the downstream table into plain sentences, so the card's conclusions follow the numbers."""
+    sentences = []
+    for mode, title in (("frozen", "With the backbone frozen"), ("full", "With full fine-tuning")):
+        pretrained, random_init = table[("pretrained", mode)], table[("random", mode)]
+        gain = 100 * (pretrained[0] - random_init[0])
+        spread = 100 * max(pretrained[1], random_init[1])
+        if gain > 2 * spread:
+            verdict = "clearly above random initialisation (more than twice the seed spread)"
+        elif gain > 0:
+            verdict = "above random initialisation, but within about twice the seed spread, so call it noise-level"
+        else:
+            verdict = "not above random initialisation"
+        sentences.append(f"{title}, pretrained weights score {gain:+.1f} points: {verdict}.")
+    stuck = [r for r in runs if r["test"]["accuracy"] < 0.55]
+    if stuck:
+        names = ", ".join(f"{r['init']} {r['mode']} seed {r['seed']} ({100 * r['test']['accuracy']:.1f}%)" for r in stuck)
+        sentences.append(f"Runs that ended near chance, predicting mostly one class (below 55%): {names}; they widen the spread.")
+    best = max(mean for mean, _, _ in table.values())
+    if naive_bayes["accuracy"] > best:
+        sentences.append(
+            f"Naive Bayes ({100 * naive_bayes['accuracy']:.1f}%, trained on all reviews) stays above every neural run "
+            f"here (best mean {100 * best:.1f}%), whose classifiers learned from {train_size:,} reviews on a tiny backbone."
+        )
+    return sentences
+
+
 def render_card(name, pretraining, results) -> str:
     config = pretraining["config"]
     kind = "GPT-2 (causal language model)" if config["model_type"] == "gpt2" else "BERT (masked language model)"
@@ -183,6 +210,8 @@ def render_card(name, pretraining, results) -> str:
             cells.append(f"{100 * mean:.1f} ± {100 * std:.1f}")
         lines.append(f"| {init} | {cells[0]} | {cells[1]} |")
     nb = check["naive_bayes_test"]
+    lines += ["", "What this shows:", ""]
+    lines += [f"- {sentence}" for sentence in interpret(table, check["runs"], nb, check["train_size"])]
     lines += [
         "",
         f"Naive Bayes on character 1–3-grams, trained on the full train split: {100 * nb['accuracy']:.1f}% test accuracy.",
@@ -192,7 +221,7 @@ def render_card(name, pretraining, results) -> str:
         "",
         "## Limits",
         "",
-        "Trained for minutes, not days: it writes locally fluent but aimless text, and its zero-shot abilities are weak.",
+        "Trained for half an hour, not days: it writes locally fluent but aimless text, and its zero-shot abilities are weak.",
         "News from January 1998 and product reviews are all it has read. Use it to learn methods, not for applications.",
         "",
     ]
@@ -209,7 +238,18 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="maximum epochs in the downstream check")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write JSON and cards here instead of docs/results and the assets")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the model cards from docs/results/<model>.json without measuring again")
     args = parser.parse_args(argv)
+
+    if args.render_only:
+        for name in args.models:
+            results = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text(encoding="utf-8"))
+            checkpoint = Path(load_llm(name).checkpoint_path)
+            pretraining = json.loads((checkpoint / "pretraining.json").read_text(encoding="utf-8"))
+            (checkpoint / "README.md").write_text(render_card(name, pretraining, results), encoding="utf-8")
+            print(f"rewrote {checkpoint / 'README.md'}")
+        return
 
     for name in args.models:
         model = load_llm(name)
