@@ -340,7 +340,17 @@ def save_llm(model, tokenizer: ChineseTokenizer, directory, overwrite: bool = Fa
     state = model_state_dict(model)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config.to_hf_dict()
+    if config["model_type"] == "gpt2":
+        # Without these transformers falls back to GPT-2's English ids (50256), outside this vocabulary.
+        config.setdefault("bos_token_id", tokenizer.cls_id)
+        config.setdefault("eos_token_id", tokenizer.sep_id)
     (directory / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    weights_path = directory / "model.safetensors"
+    save_file(state, str(weights_path), metadata={"format": "pt"})
+    weights_path.chmod(0o644)  # safetensors creates the file readable by its owner only
     tokenizer.save_vocab(directory / "vocab.txt")
+    # Tells transformers' AutoTokenizer to read vocab.txt with BertTokenizer, also for GPT-2 models.
+    tokenizer_config = {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
+                        "model_max_length": tokenizer.model_max_length}
+    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2) + "\n", encoding="utf-8")
     return directory

@@ -34,7 +34,8 @@ def _snapshot(directory):
 
 def test_save_writes_hugging_face_layout(saved_checkpoint):
     _, directory = saved_checkpoint
-    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors", "vocab.txt"]
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
 
 
 def test_load_save_load_is_exact(saved_checkpoint, small_tokenizer, tmp_path):
