@@ -568,7 +568,7 @@ def _check_encoded(encoded: dict, count: int, max_length: int) -> dict[str, np.n
     return arrays
 
 
-def _fixed_size_batches(dataset: "tf.data.Dataset", batch_size: int, shuffle: bool, seed: int, count: int):
+def fixed_size_batches(dataset: "tf.data.Dataset", batch_size: int, shuffle: bool, seed: int, count: int):
     """Batch ``dataset`` so every batch has ``batch_size`` rows, padding the last one with zero-weight rows.
 
     Padding rows repeat the first rows of the last batch. Every batch shape is static, so a compiled
@@ -621,7 +621,7 @@ def classification_dataset(
     labels = np.asarray(split.labels, dtype=np.int32)
     sample_weight = np.ones(len(split), dtype=np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, sample_weight))
-    return _fixed_size_batches(dataset, batch_size, shuffle, seed, len(split))
+    return fixed_size_batches(dataset, batch_size, shuffle, seed, len(split))
 
 
 def ner_dataset(
@@ -672,7 +672,7 @@ def ner_dataset(
 
     features = _check_encoded({key: np.stack(rows) for key, rows in encoded_rows.items()}, count, max_length)
     dataset = tf.data.Dataset.from_tensor_slices((features, tag_ids, sample_weight))
-    return _fixed_size_batches(dataset, batch_size, shuffle, seed, count)
+    return fixed_size_batches(dataset, batch_size, shuffle, seed, count)
 
 
 def sample_split(split: TextSplit, size: int, seed: int = 0) -> TextSplit:
