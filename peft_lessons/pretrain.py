@@ -316,22 +316,31 @@ def evaluate_causal_lm(model, examples: PretrainingExamples, unigram: np.ndarray
 
 def evaluate_masked_lm(model, examples: PretrainingExamples, tokenizer, unigram: np.ndarray, seed: int = 0,
                        batch_size: int = 64) -> dict:
-    """Accuracy of masked-token prediction on held-out windows, beside always guessing the commonest token.
+    """Masked-token accuracy and cross-entropy on held-out windows, beside the unigram model's.
 
     The same positions are chosen as in pretraining (15%, whole words in news text), and every
-    chosen position is replaced by [MASK].
+    chosen position is replaced by [MASK]. The unigram baseline always guesses the commonest
+    token (accuracy) and scores every token by its training frequency (cross-entropy, in nats).
     """
+    import keras
+
     rng = np.random.default_rng(seed)
     correct, unigram_correct, count = 0, 0, 0
+    nll, unigram_nll = 0.0, 0.0
     most_common = int(np.argmax(unigram))
     for start in range(0, len(examples.input_ids), batch_size):
         ids = examples.input_ids[start:start + batch_size]
         _, labels, weights = mask_tokens(ids, examples.word_ids[start:start + batch_size], tokenizer, rng)
         chosen = weights > 0
         masked = np.where(chosen, tokenizer.mask_id, ids)
-        logits = np.asarray(model({"input_ids": masked, "attention_mask": (ids != 0).astype(np.int32)}))
-        predictions = logits.argmax(axis=-1)
-        correct += int((predictions == labels)[chosen].sum())
+        logits = model({"input_ids": masked, "attention_mask": (ids != 0).astype(np.int32)})
+        log_probs = np.asarray(keras.ops.log_softmax(logits, axis=-1))
+        picked = np.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+        correct += int((log_probs.argmax(axis=-1) == labels)[chosen].sum())
         unigram_correct += int((labels[chosen] == most_common).sum())
+        nll -= float(picked[chosen].sum())
+        unigram_nll -= float(unigram[labels[chosen]].sum())
         count += int(chosen.sum())
-    return {"masked_accuracy": correct / count, "unigram_accuracy": unigram_correct / count, "masked_tokens": count}
+    return {"masked_accuracy": correct / count, "unigram_accuracy": unigram_correct / count,
+            "masked_cross_entropy": nll / count, "unigram_cross_entropy": unigram_nll / count,
+            "masked_tokens": count}

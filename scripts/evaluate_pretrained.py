@@ -177,10 +177,11 @@ def render_card(name, pretraining, results) -> str:
         for kind_name, m in metrics.items():
             lines.append(f"| {kind_name} | {m['perplexity']:.1f} | {m['unigram_perplexity']:.1f} | {m['tokens']:,} |")
     else:
-        lines += ["| held-out text | masked-token accuracy | most-common-token baseline | masked tokens |",
-                  "|---|---|---|---|"]
+        lines += ["| held-out text | masked-token accuracy | commonest-token baseline | cross-entropy (nats) "
+                  "| unigram cross-entropy | masked tokens |", "|---|---|---|---|---|---|"]
         for kind_name, m in metrics.items():
-            lines.append(f"| {kind_name} | {m['masked_accuracy']:.3f} | {m['unigram_accuracy']:.3f} | {m['masked_tokens']:,} |")
+            lines.append(f"| {kind_name} | {m['masked_accuracy']:.3f} | {m['unigram_accuracy']:.3f} "
+                         f"| {m['masked_cross_entropy']:.2f} | {m['unigram_cross_entropy']:.2f} | {m['masked_tokens']:,} |")
     lines += ["", "## Samples", ""]
     for prompt, output in results["samples"].items():
         if isinstance(output, str):
@@ -238,9 +239,22 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="maximum epochs in the downstream check")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write JSON and cards here instead of docs/results and the assets")
+    parser.add_argument("--language-model-only", action="store_true",
+                        help="measure only held-out quality and samples again, keep the downstream results")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the model cards from docs/results/<model>.json without measuring again")
     args = parser.parse_args(argv)
+
+    if args.language_model_only:
+        for name in args.models:
+            path = ROOT / "docs" / "results" / f"{name}.json"
+            results = json.loads(path.read_text(encoding="utf-8"))
+            model, tokenizer = load_llm(name), load_tokenizer(name)
+            results["language_model"] = language_model_metrics(name, model, tokenizer)
+            results["samples"] = samples(model, tokenizer)
+            path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            print(f"updated the language-model figures in {path}")
+        args.render_only = True
 
     if args.render_only:
         for name in args.models:

@@ -42,16 +42,26 @@ def test_warmup_cosine_peaks_after_warmup():
     assert float(schedule(100)) < 2e-4
 
 
-def test_frozen_backbone_training_learns_sentiment(sentiment):
+def test_frozen_backbone_keeps_weights(sentiment):
     tokenizer = load_tokenizer("tiny-bert-zh")
     classifier = SequenceClassifier(load_llm("tiny-bert-zh"), num_labels=2)
     classifier.backbone.trainable = False
     before = [w.numpy().copy() for w in classifier.backbone.weights]
+    head_before = classifier.classifier.kernel.numpy().copy()
+    train = data.sample_split(sentiment.train, 128, seed=0)
+    validation = data.sample_split(sentiment.validation, 64, seed=0)
+    train_classifier(classifier, tokenizer, train, validation, max_length=32, epochs=1, learning_rate=1e-3, seed=0)
+    after = [w.numpy() for w in classifier.backbone.weights]
+    assert all(np.array_equal(b, a) for b, a in zip(before, after))
+    assert not np.array_equal(head_before, classifier.classifier.kernel.numpy())
+
+
+def test_fine_tuning_learns_sentiment(sentiment):
+    tokenizer = load_tokenizer("tiny-gpt-zh")
+    classifier = SequenceClassifier(load_llm("tiny-gpt-zh"), num_labels=2)
     train = data.sample_split(sentiment.train, 512, seed=0)
     validation = data.sample_split(sentiment.validation, 256, seed=0)
     result = train_classifier(classifier, tokenizer, train, validation, max_length=48, epochs=3,
-                              learning_rate=1e-3, seed=0)
-    after = [w.numpy() for w in classifier.backbone.weights]
-    assert all(np.array_equal(b, a) for b, a in zip(before, after))
+                              learning_rate=3e-4, seed=0)
     assert result["validation"]["accuracy"] > 0.6
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
