@@ -222,7 +222,10 @@ def render_card(name, pretraining, results) -> str:
         "",
         "## Limits",
         "",
-        "Trained for half an hour, not days: it writes locally fluent but aimless text, and its zero-shot abilities are weak.",
+        ("Trained for half an hour, not days: it writes locally fluent but aimless text, and its zero-shot abilities are weak."
+         if config["model_type"] == "gpt2" else
+         "Trained for half an hour, not days: its fill-mask guesses are mostly frequent characters and punctuation, so "
+         "zero-shot cloze prompts barely work; fine-tuning is where its pretraining shows."),
         "News from January 1998 and product reviews are all it has read. Use it to learn methods, not for applications.",
         "",
     ]
