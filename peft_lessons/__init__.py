@@ -4,7 +4,8 @@ import os
 
 # Keras 3 reads its backend once, at import time; the course runs on TensorFlow.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# Hide TensorFlow's C++ start-up chatter (CUDA probing, CPU instruction notes) in notebooks.
+# Quiets most of TensorFlow's C++ logging. TensorFlow 2.20 and later still print a few start-up
+# lines (oneDNN, CUDA probing) before they read this variable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

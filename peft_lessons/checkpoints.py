@@ -45,6 +45,8 @@ def resolve_checkpoint(name_or_path, download: bool = False) -> Path:
         return path
     if path.exists():
         raise FileNotFoundError(f"{path} 是文件而不是目录；请传入包含 config.json 的检查点目录。")
+    if path.is_absolute() or name.startswith((".", "~")):
+        raise FileNotFoundError(f"找不到目录 {path}；请检查路径是否写对。")
     if not download:
         raise FileNotFoundError(
             f"找不到模型 {name!r}：它不是内置模型（可选 {bundled_models()}），也不是本地目录。"
@@ -325,6 +327,10 @@ def save_llm(model, tokenizer: ChineseTokenizer, directory, overwrite: bool = Fa
 
     An existing non-empty directory is kept unless `overwrite=True`.
     """
+    if not isinstance(model, (GPT2LMHeadModel, BertForMaskedLM)):
+        raise TypeError(f"save_llm 的第一个参数应是 load_llm 返回的模型，收到 {type(model).__name__}；调用方式：save_llm(model, tokenizer, directory)。")
+    if not isinstance(tokenizer, ChineseTokenizer):
+        raise TypeError(f"save_llm 的第二个参数应是分词器（ChineseTokenizer），收到 {type(tokenizer).__name__}；调用方式：save_llm(model, tokenizer, directory)。")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"{directory} 已存在且是文件；请换一个目录名。")

@@ -15,11 +15,19 @@ def generate(model: GPT2LMHeadModel, tokenizer, prompt: str, max_new_tokens: int
         raise TypeError(f"generate 需要 GPT-2 语言模型（GPT2LMHeadModel），收到 {type(model).__name__}。")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens 必须是正整数，收到 {max_new_tokens!r}。")
-    if temperature < 0:
+    if not isinstance(temperature, (int, float)) or temperature < 0:
         raise ValueError(f"temperature 不能为负，收到 {temperature!r}；0 表示贪心解码。")
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k 必须是正整数，收到 {top_k!r}。")
     rng = np.random.default_rng(seed)
-    ids = tokenizer.encode(prompt)[:-1]  # drop the closing [SEP]: the text continues
     limit = model.config.max_positions
+    prompt_length = len(tokenizer.tokenize(prompt)) + 1  # + [CLS]
+    if prompt_length >= limit:
+        raise ValueError(
+            f"提示有 {prompt_length} 个 token（含 [CLS]），已达到模型的 max_positions={limit}，没有位置再生成；"
+            f"请把提示缩短到 {limit - 1} 个 token 以内。"
+        )
+    ids = tokenizer.encode(prompt)[:-1]  # drop the closing [SEP]: the text continues
     new_ids = []
     for _ in range(max_new_tokens):
         if len(ids) >= limit:

@@ -25,7 +25,7 @@ from keras import ops
 from . import data
 from .checkpoints import load_llm, load_tokenizer
 from .models import SequenceClassifier
-from .training import parameter_report, set_seed, timer, train_classifier
+from .training import fit_with_early_stopping, parameter_report, set_seed, train_classifier
 
 TEXT_SLOT = "{text}"
 ANSWER_SLOT = "{answer}"
@@ -614,19 +614,11 @@ def train_pet(model_name_or_model, tokenizer, template: Template, verbalizer: Ve
     train_ds = _prompt_dataset(tokenizer, template, model_type, train_split, max_length, batch_size, True, seed)
     validation_ds = _prompt_dataset(tokenizer, template, model_type, validation_split, max_length, batch_size,
                                     False, seed)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=0.01),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=jit_compile,
-    )
-    stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                            restore_best_weights=True)
-    with timer() as clock, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # BERT's pooler is not on the MLM path, so it gets no gradient and Keras would warn on every fit.
         warnings.filterwarnings("ignore", message=r"Gradients do not exist for variables \['pooler")
-        history = model.fit(train_ds, validation_data=validation_ds, epochs=epochs, callbacks=[stopper],
-                            shuffle=False, verbose=verbose)
+        fit = fit_with_early_stopping(model, train_ds, validation_ds, epochs=epochs, learning_rate=learning_rate,
+                                      patience=patience, jit_compile=jit_compile, verbose=verbose)
 
     def metrics(split):
         scores = score_labels(language_model, tokenizer, template, verbalizer, split.texts, max_length, batch_size)
@@ -635,11 +627,11 @@ def train_pet(model_name_or_model, tokenizer, template: Template, verbalizer: Ve
     return {
         "method": "PET",
         "model": model,
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
-        "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
+        "history": fit["history"],
+        "best_epoch": fit["best_epoch"],
         "train_size": len(train_split),
         "trainable_params": parameter_report(model).trainable,
-        "seconds": clock["seconds"],
+        "seconds": fit["seconds"],
         "validation": metrics(validation_split),
         "test": metrics(test_split) if test_split is not None else None,
     }

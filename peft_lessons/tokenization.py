@@ -7,6 +7,7 @@ the public GPT-2 / BERT Chinese checkpoints alike.
 from __future__ import annotations
 
 import collections
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -133,14 +134,14 @@ class ChineseTokenizer:
     def _check_max_length(self, max_length):
         if max_length is None:
             return self.model_max_length
-        if not isinstance(max_length, int) or max_length < 3:
+        if isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral) or max_length < 3:
             raise ValueError(f"max_length 必须是不小于 3 的整数（要放下 [CLS] 与 [SEP]），收到 {max_length!r}。")
         if max_length > self.model_max_length:
             raise ValueError(
                 f"max_length={max_length} 超过了模型的 max_positions={self.model_max_length}；"
                 f"请把 max_length 设为不超过 {self.model_max_length} 的值。"
             )
-        return max_length
+        return int(max_length)
 
     def tokenize(self, text: str) -> list[str]:
         """Split one text into tokens, without special tokens."""

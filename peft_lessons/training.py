@@ -96,6 +96,18 @@ def train_classifier(model, tokenizer, train_split, validation_split, *, max_len
     set_seed(seed)
     train_ds = data.classification_dataset(tokenizer, train_split, max_length, batch_size, shuffle=True, seed=seed)
     validation_ds = data.classification_dataset(tokenizer, validation_split, max_length, batch_size, shuffle=False)
+    fit = fit_with_early_stopping(model, train_ds, validation_ds, epochs=epochs, learning_rate=learning_rate,
+                                  patience=patience, jit_compile=jit_compile, verbose=verbose)
+    return dict(fit, validation=classification_metrics(model, validation_ds, validation_split.labels))
+
+
+def fit_with_early_stopping(model, train_ds, validation_ds, *, epochs: int, learning_rate: float, patience: int = 1,
+                            jit_compile: bool = True, verbose: int = 0) -> dict:
+    """Compile a classifier that outputs logits and fit it with AdamW, keeping the best validation epoch.
+
+    The datasets yield (features, labels, sample_weight) with fixed batch shapes. Returns the
+    history, the best epoch (counted from 1) and the training time in seconds.
+    """
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -107,10 +119,8 @@ def train_classifier(model, tokenizer, train_split, validation_split, *, max_len
     with timer() as clock:
         history = model.fit(train_ds, validation_data=validation_ds, epochs=epochs, callbacks=[stopper],
                             shuffle=False, verbose=verbose)
-    best_epoch = int(np.argmax(history.history["val_accuracy"]))
     return {
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
-        "best_epoch": best_epoch + 1,
-        "validation": classification_metrics(model, validation_ds, validation_split.labels),
+        "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
         "seconds": clock["seconds"],
     }

@@ -202,3 +202,15 @@ def test_bundled_model_loads_offline(name):
 def test_bundled_checkpoint_is_small(name):
     from peft_lessons.checkpoints import ASSETS_DIR
     assert (ASSETS_DIR / name / "model.safetensors").stat().st_size <= 25_000_000
+
+
+def test_missing_local_path_named_in_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="找不到目录"):
+        load_llm(tmp_path / "missing")
+
+
+def test_save_rejects_swapped_arguments(saved_checkpoint, small_tokenizer, tmp_path):
+    model, _ = saved_checkpoint
+    with pytest.raises(TypeError, match="save_llm"):
+        save_llm(small_tokenizer, model, tmp_path / "swapped")
+    assert not (tmp_path / "swapped").exists()

@@ -108,3 +108,7 @@ def test_vocab_file_round_trip(small_tokenizer, tmp_path):
 def test_special_tokens_in_text_stay_whole(small_tokenizer):
     assert small_tokenizer.tokenize("今天很[MASK]。") == ["今", "天", "很", "[MASK]", "。"]
     assert small_tokenizer.encode("好[MASK]")[2] == small_tokenizer.mask_id
+
+
+def test_numpy_integer_max_length_accepted(small_tokenizer):
+    assert small_tokenizer.encode_batch(["你好"], max_length=np.int64(6))["input_ids"].shape == (1, 6)
