@@ -157,7 +157,7 @@ def plot_parameter_counts(counts: dict, title: str = "各部分参数量", ax=No
     for index, (model_name, model_counts) in enumerate(counts.items()):
         values = [model_counts.get(part, 0) / 1e6 for part in parts]
         bars = ax.barh(positions + index * bar_height, values, height=bar_height, label=model_name)
-        ax.bar_label(bars, labels=[f"{value:.2f}M" for value in values], padding=3, fontsize=8)
+        ax.bar_label(bars, labels=[_format_count(value * 1e6) for value in values], padding=3, fontsize=8)
 
     ax.set_yticks(positions + bar_height * (len(counts) - 1) / 2, parts)
     ax.invert_yaxis()
@@ -166,3 +166,8 @@ def plot_parameter_counts(counts: dict, title: str = "各部分参数量", ax=No
     ax.margins(x=0.15)
     ax.legend()
     return ax
+
+
+def _format_count(count: float) -> str:
+    """Label a parameter count: millions when large, the plain number when small (512, not 0.00M)."""
+    return f"{count / 1e6:.2f}M" if count >= 10_000 else f"{int(round(count)):,}"
