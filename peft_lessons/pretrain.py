@@ -2,9 +2,9 @@
 
 Pretraining text is the train split of People's Daily (January 1998) plus the train split of
 the product reviews, text only. Validation and test paragraphs and reviews never enter it.
-tiny-gpt-zh learns next-token prediction; tiny-bert-zh learns masked-token prediction, with
-whole-word masking on People's Daily (which is word-segmented) and character masking on the
-reviews (which are not).
+tiny-gpt-zh learns next-token prediction. tiny-bert-zh learns masked-token prediction: whole
+words are masked in People's Daily, which is word-segmented, and single characters in the
+reviews, which are not.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from . import data
 from .checkpoints import ASSETS_DIR, save_llm
 from .models import ModelConfig, build_language_model
-from .tokenization import ChineseTokenizer, build_vocab
+from .tokenization import SPECIAL_TOKENS, ChineseTokenizer, build_vocab
 from .training import set_seed, warmup_cosine
 
 PRESETS = {
@@ -32,8 +32,8 @@ PRESETS = {
 MAX_POSITIONS = 128
 VOCAB_SIZE = 4500
 MASK_RATE = 0.15
-# Post-LayerNorm BERT stalled at the unigram loss (about 6.5) with a peak of 1e-3 and 5% warm-up
-# in a trial run; a lower peak and a longer warm-up are the usual remedy for post-LN models.
+# Post-LayerNorm BERT gets a lower peak and a longer warm-up than pre-LN GPT-2, the usual practice
+# for post-LN models. The weight initialisation (see models.attention.weight_init) mattered more.
 DEFAULT_LEARNING_RATES = {"tiny-gpt-zh": 1e-3, "tiny-bert-zh": 5e-4}
 WARMUP_FRACTIONS = {"tiny-gpt-zh": 0.05, "tiny-bert-zh": 0.1}
 
@@ -103,12 +103,9 @@ def mask_tokens(input_ids, word_ids, tokenizer, rng, mask_rate: float = MASK_RAT
     masked = input_ids.copy()
     masked[chosen & (action < 0.8)] = tokenizer.mask_id
     randomize = chosen & (action >= 0.8) & (action < 0.9)
-    first_normal = len(SPECIAL_TOKEN_SLOTS)
-    masked[randomize] = rng.integers(first_normal, tokenizer.vocab_size, size=int(randomize.sum()))
+    # Random replacements are ordinary tokens: the special tokens come first in the vocabulary.
+    masked[randomize] = rng.integers(len(SPECIAL_TOKENS), tokenizer.vocab_size, size=int(randomize.sum()))
     return masked, input_ids, chosen.astype(np.float32)
-
-
-SPECIAL_TOKEN_SLOTS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def causal_lm_targets(input_ids, pad_id):
@@ -291,7 +288,7 @@ def heldout_texts(seed: int = 0) -> dict:
 def unigram_log_probs(examples: PretrainingExamples, vocab_size: int) -> np.ndarray:
     """Add-one-smoothed unigram log-probabilities of every token, counted on the pretraining windows."""
     real = examples.input_ids[examples.input_ids != 0]
-    real = real[real != 2]  # [CLS] starts every window and is never predicted
+    real = real[real != SPECIAL_TOKENS.index("[CLS]")]  # [CLS] starts every window and is never predicted
     counts = np.bincount(real, minlength=vocab_size).astype(np.float64) + 1.0
     return np.log(counts / counts.sum())
 

@@ -97,8 +97,8 @@ def test_bundled_model_beats_unigram_on_held_out_reviews(name, corpus):
         assert metrics["perplexity"] < 0.5 * metrics["unigram_perplexity"]
     else:
         metrics = evaluate_masked_lm(model, held_out, tokenizer, unigram)
-        # The small BERT's top guess is still mostly the commonest character, so accuracy barely
-        # moves; its probabilities at the masked positions are clearly better than unigram ones.
+        # The small BERT's top guess is still mostly the commonest character, so accuracy barely moves.
+        # Its probabilities at the masked positions are clearly better than the unigram ones.
         assert metrics["masked_cross_entropy"] < metrics["unigram_cross_entropy"] - 0.2
         assert metrics["masked_accuracy"] >= metrics["unigram_accuracy"]
 
