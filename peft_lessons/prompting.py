@@ -374,20 +374,28 @@ def score_labels(model, tokenizer, template: Template, verbalizer: Verbalizer, t
 
 
 def _score(model, tokenizer, template, verbalizer, texts, max_length, batch_size) -> LabelScores:
-    language_model = _check_language_model(model)
     _check_verbalizer(verbalizer, tokenizer)
+    word_log_probs = _answer_log_probs(model, tokenizer, template, verbalizer.flat_token_ids, texts, max_length,
+                                       batch_size)
+    return _label_scores(word_log_probs, verbalizer)
+
+
+def _answer_log_probs(model, tokenizer, template, token_ids, texts, max_length, batch_size) -> np.ndarray:
+    """Log-probabilities `[N, len(token_ids)]` of the given tokens at each prompt's answer position."""
+    language_model = _check_language_model(model)
     batch_size = _check_positive_int("batch_size", batch_size)
     features = template._encode(tokenizer, texts, language_model.config.model_type, max_length)
-
-    word_ids = verbalizer.flat_token_ids
-    word_log_probs = []
+    chunks = []
     for start in range(0, len(texts), batch_size):
         batch = {key: value[start:start + batch_size] for key, value in features.items()}
         logits = np.asarray(answer_logits(language_model, batch, training=False), dtype=np.float64)  # [B, V]
         log_probs = logits - _logsumexp(logits, axis=1)[:, None]
-        word_log_probs.append(log_probs[:, word_ids])  # [B, W]
-    word_log_probs = np.concatenate(word_log_probs)
+        chunks.append(log_probs[:, token_ids])
+    return np.concatenate(chunks)
 
+
+def _label_scores(word_log_probs: np.ndarray, verbalizer: Verbalizer) -> LabelScores:
+    """Combine the log-probabilities `[N, W]` of a verbalizer's words into label scores."""
     mask = verbalizer.label_word_mask  # [L, W]
     masked = np.where(mask[None, :, :], word_log_probs[:, None, :], -np.inf)  # [N, L, W]
     label_log_probs = _logsumexp(masked, axis=2)  # [N, L]
@@ -396,6 +404,23 @@ def _score(model, tokenizer, template, verbalizer, texts, max_length, batch_size
         label_log_probs=label_log_probs,
         word_log_probs=word_log_probs,
     )
+
+
+def top_answers(model, tokenizer, template: Template, text: str, top_k: int = 5, max_length: int = 64) -> list:
+    """Return the `top_k` most probable tokens `[(token, probability), ...]` for the answer slot of one prompt.
+
+    Unlike `score_labels`, this looks at the whole vocabulary, so it shows what the model
+    would put in the slot if no verbalizer restricted it (often punctuation for a small model).
+    """
+    language_model = _check_language_model(model)
+    top_k = _check_positive_int("top_k", top_k)
+    (text,) = _check_texts([text])
+    features = template._encode(tokenizer, [text], language_model.config.model_type, max_length)
+    logits = np.asarray(answer_logits(language_model, features, training=False), dtype=np.float64)[0]  # [V]
+    probabilities = np.exp(logits - _logsumexp(logits, axis=0))
+    best = np.argsort(-probabilities)[:top_k]
+    tokens = tokenizer.convert_ids_to_tokens([int(i) for i in best])
+    return [(token, float(probabilities[i])) for token, i in zip(tokens, best)]
 
 
 def _check_verbalizer(verbalizer, tokenizer) -> None:
@@ -506,6 +531,53 @@ def calibrate(probabilities, prior) -> np.ndarray:
     return _normalize(probabilities / prior[None, :])
 
 
+def prompt_sensitivity(model, tokenizer, templates, verbalizers: dict, split, *, max_length: int = 64,
+                       batch_size: int = 64, content_free_texts=DEFAULT_CONTENT_FREE_TEXTS) -> list[dict]:
+    """Score every template with every verbalizer zero-shot on a labelled split, before and after calibration.
+
+    `templates` contains `Template` objects or pattern strings; `verbalizers` maps a display name
+    to a `Verbalizer`. The verbalizers share one forward pass per template. Returns one row per
+    template, verbalizer and calibration setting, with the keys `template`, `verbalizer`,
+    `calibrated`, `accuracy`, `roc_auc`, `label_shares` and `prior` (the content-free label
+    probabilities that calibration divides out).
+    """
+    if isinstance(templates, (str, Template)):
+        raise TypeError("templates 需要模板列表，例如 ['{text}总之很{answer}']；单个模板请写成 [template]。")
+    templates = [template if isinstance(template, Template) else Template(template) for template in templates]
+    if not templates:
+        raise ValueError("templates 为空；请至少给出一个模板。")
+    if not isinstance(verbalizers, dict) or not verbalizers:
+        raise TypeError(f"verbalizers 需要非空字典 {{名称: Verbalizer}}，收到 {verbalizers!r}。")
+    for verbalizer in verbalizers.values():
+        _check_verbalizer(verbalizer, tokenizer)
+    if not isinstance(split, data.TextSplit):
+        raise TypeError(f"split 需要 TextSplit（例如 load_sentiment().test），收到 {type(split).__name__}。")
+    texts = _check_texts(split.texts)
+    free_texts = _check_texts(content_free_texts, allow_empty=True)
+    language_model = _check_language_model(model)
+    model_type = language_model.config.model_type
+    for template in templates:
+        template.check_model_type(model_type)
+
+    # Columns of the shared forward pass: every word of every verbalizer, each token once.
+    token_ids = np.unique(np.concatenate([v.flat_token_ids for v in verbalizers.values()]))
+    column = {int(token): index for index, token in enumerate(token_ids)}
+    rows = []
+    for template in templates:
+        text_log_probs = _answer_log_probs(language_model, tokenizer, template, token_ids, texts, max_length,
+                                           batch_size)
+        free_log_probs = _answer_log_probs(language_model, tokenizer, template, token_ids, free_texts, max_length,
+                                           batch_size)
+        for name, verbalizer in verbalizers.items():
+            columns = [column[int(token)] for token in verbalizer.flat_token_ids]
+            probabilities = _label_scores(text_log_probs[:, columns], verbalizer).probabilities
+            prior = _label_scores(free_log_probs[:, columns], verbalizer).probabilities.mean(axis=0)
+            for calibrated, scores in ((False, probabilities), (True, calibrate(probabilities, prior))):
+                rows.append({"template": template.pattern, "verbalizer": name, "calibrated": calibrated,
+                             **evaluate_probabilities(split.labels, scores), "prior": prior.tolist()})
+    return rows
+
+
 # ---------------------------------------------------------------------------
 # PET: fine-tuning through the template and verbalizer
 # ---------------------------------------------------------------------------
@@ -610,6 +682,7 @@ def train_pet(model_name_or_model, tokenizer, template: Template, verbalizer: Ve
     batch_size = _check_positive_int("batch_size", batch_size)
 
     set_seed(seed)
+    language_model.trainable = True  # PET trains every weight, even of a model that P-Tuning froze before
     model = PETModel(language_model, verbalizer)
     train_ds = _prompt_dataset(tokenizer, template, model_type, train_split, max_length, batch_size, True, seed)
     validation_ds = _prompt_dataset(tokenizer, template, model_type, validation_split, max_length, batch_size,
@@ -658,6 +731,7 @@ def train_classifier_baseline(model_name_or_model, tokenizer, train_split, valid
     num_labels = max(2, int(np.max(train_split.labels)) + 1)
 
     set_seed(seed)
+    language_model.trainable = True  # full fine-tuning, even of a model that P-Tuning froze before
     classifier = SequenceClassifier(language_model, num_labels=num_labels)
     result = train_classifier(classifier, tokenizer, train_split, validation_split, max_length=max_length,
                               batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,

@@ -15,8 +15,10 @@ from peft_lessons.prompting import (
     evaluate_probabilities,
     label_prior,
     label_shares,
+    prompt_sensitivity,
     roc_auc,
     score_labels,
+    top_answers,
     train_classifier_baseline,
     train_pet,
 )
@@ -145,6 +147,43 @@ def test_pet_model_softmax_equals_scores(small_tokenizer, models):
     label_logits = np.asarray(PETModel(model, verbalizer)(features), dtype=np.float64)
     assert label_logits.shape == (3, 2)
     np.testing.assert_allclose(softmax(label_logits), scores.probabilities, atol=1e-5)
+
+
+def test_top_answers_full_vocabulary(small_tokenizer, models):
+    model = models["bert"]
+    answers = top_answers(model, small_tokenizer, BERT_TEMPLATE, REVIEWS[0], top_k=3, max_length=20)
+    features = BERT_TEMPLATE.encode(small_tokenizer, REVIEWS[:1], "bert", max_length=20)
+    probabilities = softmax(full_logits_at(model, features, features["answer_positions"])[0])
+    best = np.argsort(-probabilities)[:3]
+    assert [token for token, _ in answers] == small_tokenizer.convert_ids_to_tokens(best.tolist())
+    np.testing.assert_allclose([p for _, p in answers], probabilities[best], atol=1e-5)
+
+
+def test_prompt_sensitivity_matches_scoring(small_tokenizer, models):
+    split = data.TextSplit(REVIEWS + ["今天天气很差"], [0, 1, 0, 0])
+    verbalizers = {"差/好": Verbalizer({0: "差", 1: "好"}, small_tokenizer),
+                   "多词": Verbalizer({0: ["差", "不"], 1: ["好", "很"]}, small_tokenizer)}
+    templates = [GPT_TEMPLATE, "{text}，天气{answer}"]
+    rows = prompt_sensitivity(models["gpt2"], small_tokenizer, templates, verbalizers, split, max_length=20)
+    assert len(rows) == 2 * 2 * 2
+    for row in rows:
+        template, verbalizer = Template(row["template"]), verbalizers[row["verbalizer"]]
+        probabilities = score_labels(models["gpt2"], small_tokenizer, template, verbalizer, split.texts,
+                                     max_length=20).probabilities
+        prior = label_prior(models["gpt2"], small_tokenizer, template, verbalizer, max_length=20)
+        np.testing.assert_allclose(row["prior"], prior, atol=1e-6)
+        if row["calibrated"]:
+            probabilities = calibrate(probabilities, prior)
+        expected = evaluate_probabilities(split.labels, probabilities)
+        assert row["accuracy"] == expected["accuracy"]
+        assert row["roc_auc"] == pytest.approx(expected["roc_auc"])
+        assert row["label_shares"] == expected["label_shares"]
+
+
+def test_prompt_sensitivity_single_template(small_tokenizer, models, verbalizer):
+    split = data.TextSplit(REVIEWS[:2], [0, 1])
+    with pytest.raises(TypeError, match="templates 需要模板列表"):
+        prompt_sensitivity(models["gpt2"], small_tokenizer, GPT_TEMPLATE, {"v": verbalizer}, split)
 
 
 # ---- metrics ----

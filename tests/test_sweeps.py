@@ -1,0 +1,86 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from peft_lessons import data, sweeps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(method, k, seed, accuracy):
+    return {"model": "m", "method": method, "k": k, "seed": seed, "test": {"accuracy": accuracy}}
+
+
+def test_summarize_mean_and_sample_std():
+    runs = [run("PET", 8, 0, 0.5), run("PET", 8, 1, 0.7), run("PET", 8, 2, 0.6), run("头", 8, 0, 0.55)]
+    rows = sweeps.summarize(runs)
+    assert [(r["method"], r["n"]) for r in rows] == [("PET", 3), ("头", 1)]
+    assert rows[0]["mean"] == pytest.approx(0.6)
+    assert rows[0]["std"] == pytest.approx(0.1)  # sample std of 0.5, 0.6, 0.7
+    assert rows[1]["std"] == 0.0
+
+
+def test_compare_means_noise_rule():
+    a = {"mean": 0.70, "std": 0.02}
+    assert sweeps.compare_means(a, {"mean": 0.60, "std": 0.03}) == "高于"
+    assert sweeps.compare_means(a, {"mean": 0.80, "std": 0.03}) == "低于"
+    assert sweeps.compare_means(a, {"mean": 0.66, "std": 0.03}) == "在噪声范围内"
+
+
+def test_repeat_split_keeps_order():
+    split = data.TextSplit(["好", "差", "行"], [1, 0, 1])
+    repeated = sweeps.repeat_split(split, 7)
+    assert len(repeated) == 9
+    assert repeated.texts[3:6] == split.texts
+    assert np.array_equal(repeated.labels[:3], split.labels)
+    assert sweeps.repeat_split(split, 2) is split
+
+
+def test_save_results_refuses_to_overwrite(tmp_path):
+    path = sweeps.save_results({"runs": [1]}, tmp_path / "r.json")
+    with pytest.raises(FileExistsError, match="已经存在"):
+        sweeps.save_results({"runs": [2]}, path)
+    assert sweeps.load_results(path) == {"runs": [1]}
+    sweeps.save_results({"runs": [2]}, path, overwrite=True)
+    assert sweeps.load_results(path) == {"runs": [2]}
+
+
+def test_load_results_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="找不到结果文件"):
+        sweeps.load_results(tmp_path / "none.json")
+
+
+def test_pet_few_shot_rejects_k_below_two():
+    with pytest.raises(ValueError, match="不小于 2 的整数"):
+        sweeps.pet_few_shot(ks=[1])
+
+
+def test_sweep_pet_script_reduced_setting(tmp_path):
+    output = tmp_path / "pet.json"
+    command = [sys.executable, str(ROOT / "scripts" / "sweep_pet.py"), "--models", "tiny-gpt-zh", "--ks", "8",
+               "--seeds", "0", "1", "--validation-size", "32", "--test-size", "64", "--epochs", "1",
+               "--output", str(output)]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    results = json.loads(output.read_text(encoding="utf-8"))
+
+    assert results["settings"]["seeds"] == [0, 1]
+    assert results["settings"]["test_size"] == 64
+    assert results["machine"]["cores"] >= 1
+    assert results["created"][:4].isdigit()
+    methods = sorted({(r["method"], r["seed"]) for r in results["runs"]})
+    assert methods == sorted((m, s) for m in ("PET", "分类头", "朴素贝叶斯") for s in (0, 1))
+    for entry in results["runs"] + results["references"]:
+        assert 0.0 <= entry["test"]["accuracy"] <= 1.0
+    # Both neural methods train every weight of the language model (and the baseline its new head).
+    pet = [r for r in results["runs"] if r["method"] == "PET"]
+    head = [r for r in results["runs"] if r["method"] == "分类头"]
+    assert all(r["trainable_params"] > 4_000_000 for r in pet + head)
+    assert {r["method"] for r in results["references"]} == {"朴素贝叶斯（全部训练集）", "零样本", "零样本（校准后）"}
+
+    again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode != 0
+    assert "--overwrite" in again.stderr
