@@ -458,6 +458,30 @@ def parameter_counts(model: PTuningModel) -> dict:
     }
 
 
+def template_summary(language_model, tokenizer, text: str, template, reparameterization: str = "lstm",
+                     max_length: int = 64) -> dict:
+    """Describe a P-Tuning template on a real text without building or training anything.
+
+    Returns `layout` (the `(token, kind)` pairs of `layout`), `encoder_output_shape` `(S, H)`,
+    `encoder_params` (from `prompt_encoder_params`), `language_model_params` and
+    `encoder_percent`, the encoder's size as a percentage of the language model's.
+    This is what the template widget of notebook 02 draws.
+    """
+    language_model = _check_ptuning_language_model(language_model)
+    model_type = language_model.config.model_type
+    counts = _check_template_for_model(template, model_type)
+    hidden_size = language_model.config.hidden_size
+    encoder_params = prompt_encoder_params(counts, hidden_size, reparameterization)
+    language_model_params = count_params(language_model.weights)
+    return {
+        "layout": layout(tokenizer, text, counts, model_type, max_length),
+        "encoder_output_shape": (sum(counts), hidden_size),
+        "encoder_params": encoder_params,
+        "language_model_params": language_model_params,
+        "encoder_percent": 100.0 * encoder_params / language_model_params,
+    }
+
+
 # ---------------------------------------------------------------------------
 # Scoring and training
 # ---------------------------------------------------------------------------

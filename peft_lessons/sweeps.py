@@ -216,3 +216,134 @@ def compare_means(a: dict, b: dict) -> str:
     if abs(difference) <= a["std"] + b["std"]:
         return "在噪声范围内"
     return "高于" if difference > 0 else "低于"
+
+
+# ---------------------------------------------------------------------------
+# P-Tuning comparison (notebook 02)
+# ---------------------------------------------------------------------------
+
+# Six pseudo tokens for both architectures: GPT-2 `P P P text P P P`, BERT `P P text P P [MASK] P P`.
+PTUNING_TEMPLATES = {"bert": (2, 2, 2), "gpt2": (3, 3)}
+PTUNING_LEARNING_RATES = {"P-Tuning（解冻主干）": 1e-4, "分类头": 1e-4}
+# The frozen mode trains only the prompt encoder, which needs a much larger step. Its rate is
+# chosen per model from this grid by validation accuracy at the largest k with the first seed.
+FROZEN_LEARNING_RATE_GRID = (1e-3, 3e-3, 1e-2)
+
+
+def ptuning_comparison(models=("tiny-bert-zh", "tiny-gpt-zh"), ks=(32, 256), seeds=(0, 1, 2), *,
+                       full_train: bool = True, full_train_epochs: int = 1, validation_size: int = 256,
+                       test_size: int | None = None, epochs: int = 20, patience: int = 4,
+                       min_epoch_examples: int = 64, frozen_learning_rates=FROZEN_LEARNING_RATE_GRID,
+                       max_length: int = 64, batch_size: int = 16, download: bool = False, log=print) -> dict:
+    """Compare P-Tuning with the backbone frozen and unfrozen against a classification head.
+
+    Every method sees the same `data.sample_split(train, k, seed)` for each model, k and
+    seed. With `full_train`, each method also trains once (first seed) on the whole train
+    split for at most `full_train_epochs` epochs. References: each model's hand-written prompt
+    zero-shot before and after calibration (the PET template of notebook 01), and naive Bayes
+    on the whole train split. The frozen mode's learning rate is picked per model from
+    `frozen_learning_rates` on the validation sample, and the choice is saved.
+    """
+    from . import prompting, ptuning
+    from .checkpoints import load_llm, load_tokenizer
+
+    models = [models] if isinstance(models, str) else list(models)
+    ks = _check_int_list("ks", ks, 2)
+    seeds = _check_int_list("seeds", seeds, 0)
+    frozen_learning_rates = [float(rate) for rate in frozen_learning_rates]
+    sentiment = data.load_sentiment()
+    validation = data.sample_split(sentiment.validation, validation_size, seed=0)
+    test = sentiment.test if test_size is None else data.sample_split(sentiment.test, test_size, seed=0)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    runs, references, learning_rates = [], [], {}
+
+    full_bayes = data.train_naive_bayes(sentiment.train.texts, sentiment.train.labels)
+    references.append({"model": "-", "method": "朴素贝叶斯（全部训练集）", "train_size": len(sentiment.train),
+                       "test": data.evaluate_classifier(full_bayes, test.texts, test.labels)})
+
+    def record(name, result, k, seed, learning_rate, **extra):
+        runs.append({"model": name, "method": result["method"], "k": k, "seed": seed,
+                     "learning_rate": learning_rate, "best_epoch": result["best_epoch"],
+                     "epochs_run": len(result["history"]["loss"]), "loss": result["history"]["loss"],
+                     "seconds": round(result["seconds"], 1), "trainable_params": result["trainable_params"],
+                     "validation": result["validation"], "test": result["test"], **extra})
+        log(f"{name} k={k} seed={seed} {result['method']} lr={learning_rate:g}: "
+            f"验证 {result['validation']['accuracy']:.3f}，测试 {result['test']['accuracy']:.3f}，"
+            f"{result['seconds']:.0f} 秒")
+
+    for name in models:
+        tokenizer = load_tokenizer(name, download=download)
+        language_model = load_llm(name, download=download)
+        model_type = language_model.config.model_type
+        template = PTUNING_TEMPLATES[model_type]
+        verbalizer = prompting.Verbalizer(PET_VERBALIZER, tokenizer)
+        manual = prompting.Template(PET_TEMPLATES[model_type])
+        scores = prompting.score_labels(language_model, tokenizer, manual, verbalizer, test.texts, max_length)
+        prior = prompting.label_prior(language_model, tokenizer, manual, verbalizer, max_length=max_length)
+        for calibrated, probabilities in ((False, scores.probabilities),
+                                          (True, prompting.calibrate(scores.probabilities, prior))):
+            references.append({"model": name, "method": "人工提示零样本（校准后）" if calibrated else "人工提示零样本",
+                               "train_size": 0, "test": prompting.evaluate_probabilities(test.labels, probabilities)})
+
+        def frozen(split, seed, learning_rate, run_epochs, run_patience):
+            return ptuning.train_ptuning(load_llm(name, download=download), tokenizer, template, verbalizer, split,
+                                         validation, test_split=test, freeze_backbone=True, max_length=max_length,
+                                         batch_size=batch_size, epochs=run_epochs, patience=run_patience,
+                                         learning_rate=learning_rate, seed=seed)
+
+        def others(split, seed, run_epochs, run_patience):
+            unfrozen_rate = PTUNING_LEARNING_RATES["P-Tuning（解冻主干）"]
+            unfrozen = ptuning.train_ptuning(load_llm(name, download=download), tokenizer, template, verbalizer,
+                                             split, validation, test_split=test, freeze_backbone=False,
+                                             max_length=max_length, batch_size=batch_size, epochs=run_epochs,
+                                             patience=run_patience, learning_rate=unfrozen_rate, seed=seed)
+            head_rate = PTUNING_LEARNING_RATES["分类头"]
+            head = prompting.train_classifier_baseline(load_llm(name, download=download), tokenizer, split,
+                                                       validation, test_split=test, max_length=max_length,
+                                                       batch_size=batch_size, epochs=run_epochs,
+                                                       patience=run_patience, learning_rate=head_rate, seed=seed)
+            return [(unfrozen, unfrozen_rate), (head, head_rate)]
+
+        # Learning rate of the frozen mode: one run per candidate at the largest k and the first seed.
+        tuning_split = repeat_split(data.sample_split(sentiment.train, ks[-1], seed=seeds[0]), min_epoch_examples)
+        candidates = {rate: frozen(tuning_split, seeds[0], rate, epochs, patience) for rate in frozen_learning_rates}
+        best_rate = max(candidates, key=lambda rate: candidates[rate]["validation"]["accuracy"])
+        learning_rates[name] = {"candidates": {f"{rate:g}": result["validation"]["accuracy"]
+                                               for rate, result in candidates.items()}, "chosen": best_rate}
+        log(f"{name}：冻结主干的学习率在 {frozen_learning_rates} 中选 {best_rate:g}")
+
+        for k in ks:
+            for seed in seeds:
+                split = repeat_split(data.sample_split(sentiment.train, k, seed=seed), min_epoch_examples)
+                if k == ks[-1] and seed == seeds[0]:
+                    result = candidates[best_rate]
+                else:
+                    result = frozen(split, seed, best_rate, epochs, patience)
+                record(name, result, k, seed, best_rate)
+                for other, rate in others(split, seed, epochs, patience):
+                    record(name, other, k, seed, rate)
+        if full_train:
+            full_k = len(sentiment.train)
+            record(name, frozen(sentiment.train, seeds[0], best_rate, full_train_epochs, 1), full_k, seeds[0],
+                   best_rate)
+            for other, rate in others(sentiment.train, seeds[0], full_train_epochs, 1):
+                record(name, other, full_k, seeds[0], rate)
+
+    return {
+        "experiment": "ptuning_comparison",
+        "created": started.isoformat(timespec="seconds"),
+        "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
+        "machine": machine_description(),
+        "settings": {
+            "models": models, "ks": ks, "seeds": seeds, "full_train": full_train,
+            "full_train_size": len(sentiment.train), "full_train_epochs": full_train_epochs,
+            "validation_size": validation_size, "test_size": len(test), "epochs": epochs, "patience": patience,
+            "min_epoch_examples": min_epoch_examples, "max_length": max_length, "batch_size": batch_size,
+            "templates": {key: list(value) for key, value in PTUNING_TEMPLATES.items()},
+            "manual_templates": PET_TEMPLATES, "verbalizer": {str(k): v for k, v in PET_VERBALIZER.items()},
+            "learning_rates": dict(PTUNING_LEARNING_RATES, **{"P-Tuning（冻结主干）": learning_rates}),
+        },
+        "references": references,
+        "runs": runs,
+    }

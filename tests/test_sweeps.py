@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from peft_lessons import data, sweeps
+from peft_lessons.checkpoints import load_config
+from peft_lessons.ptuning import prompt_encoder_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,3 +86,26 @@ def test_sweep_pet_script_reduced_setting(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert again.returncode != 0
     assert "--overwrite" in again.stderr
+
+
+def test_sweep_ptuning_script_reduced_setting(tmp_path):
+    output = tmp_path / "ptuning.json"
+    command = [sys.executable, str(ROOT / "scripts" / "sweep_ptuning.py"), "--models", "tiny-gpt-zh", "--ks", "8",
+               "--seeds", "0", "--no-full-train", "--validation-size", "32", "--test-size", "64", "--epochs", "1",
+               "--frozen-learning-rates", "1e-3", "3e-3", "--output", str(output)]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    results = json.loads(output.read_text(encoding="utf-8"))
+
+    methods = [run["method"] for run in results["runs"]]
+    assert methods == ["P-Tuning（冻结主干）", "P-Tuning（解冻主干）", "分类头"]
+    chosen = results["settings"]["learning_rates"]["P-Tuning（冻结主干）"]["tiny-gpt-zh"]
+    assert set(chosen["candidates"]) == {"0.001", "0.003"}
+    assert chosen["candidates"][f"{chosen['chosen']:g}"] == max(chosen["candidates"].values())
+    frozen, unfrozen, head = results["runs"]
+    assert frozen["learning_rate"] == chosen["chosen"]
+    hidden_size = load_config("tiny-gpt-zh").hidden_size
+    assert frozen["trainable_params"] == prompt_encoder_params(sweeps.PTUNING_TEMPLATES["gpt2"], hidden_size)
+    assert unfrozen["trainable_params"] > frozen["trainable_params"]
+    assert len(frozen["loss"]) == frozen["epochs_run"] == 1
+    assert {r["method"] for r in results["references"]} == {"朴素贝叶斯（全部训练集）", "人工提示零样本",
+                                                            "人工提示零样本（校准后）"}

@@ -1,0 +1,100 @@
+"""Interactive panels for the notebooks, built from standard ipywidgets that work in versions 7.7 and 8.
+
+A panel only reads its controls and calls the same package functions as the notebook cells.
+Each panel redraws into an `HTML` widget from a `traitlets` observer, so its current text can
+be read back from `panel.output.value`, both in JupyterLab and in a plain Python test.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from . import ptuning
+
+# Background colours of the token kinds in the input layout.
+KIND_COLOURS = {"cls": "#d9d9d9", "sep": "#d9d9d9", "prompt": "#f4a582", "text": "#92c5de", "mask": "#b8e186"}
+KIND_NAMES = {"cls": "特殊 token", "sep": "特殊 token", "prompt": "伪 token（提示）", "text": "评论文本",
+              "mask": "[MASK]（答案位置）"}
+
+
+def _token_html(token: str, kind: str) -> str:
+    style = (f"background:{KIND_COLOURS[kind]};padding:1px 3px;margin:1px;border-radius:3px;"
+             "display:inline-block;font-family:monospace")
+    return f'<span style="{style}">{html.escape(token)}</span>'
+
+
+def render_template_summary(summary: dict, model_name: str) -> str:
+    """Render `ptuning.template_summary(...)` as HTML: the coloured input layout, the encoder shape and the counts."""
+    tokens = "".join(_token_html(token, kind) for token, kind in summary["layout"])
+    legend = " ".join(_token_html(name, kind) for kind, name in KIND_NAMES.items() if kind != "sep")
+    rows, hidden = summary["encoder_output_shape"]
+    lines = [
+        f"<b>{html.escape(model_name)} 的输入</b>（{len(summary['layout'])} 个位置）：",
+        f"<div style='line-height:1.9'>{tokens}</div>",
+        f"<div style='font-size:90%'>图例：{legend}</div>",
+        f"提示编码器的输出形状：[{rows}, {hidden}]（{rows} 个伪 token，每个 {hidden} 维，与词向量同宽）<br>",
+        f"提示编码器参数：{summary['encoder_params']:,}；语言模型参数：{summary['language_model_params']:,}；"
+        f"编码器约为语言模型的 {summary['encoder_percent']:.2f}%",
+    ]
+    return "\n".join(lines)
+
+
+class PTuningTemplatePanel:
+    """Sliders for the P-Tuning template (s1, s2, s3), an architecture switch and the encoder choice.
+
+    `models` maps a display name to `(language_model, tokenizer)`, for example
+    `{"GPT": (gpt, gpt_tokenizer), "BERT": (bert, bert_tokenizer)}`. Every change redraws the
+    input layout of `text`, the encoder's output shape and the parameter counts through
+    `ptuning.template_summary`. GPT-2 reads left to right and predicts the next token, so the
+    s3 slider is disabled for a GPT-2 model and counts as 0.
+    """
+
+    def __init__(self, models: dict, text: str, max_length: int = 64, max_tokens: int = 10):
+        if not isinstance(models, dict) or not models:
+            raise TypeError(f"models 需要非空字典 {{显示名: (语言模型, 分词器)}}，收到 {models!r}。")
+        self.models = models
+        self.text = text
+        self.max_length = max_length
+        self.s1 = widgets.IntSlider(value=3, min=0, max=max_tokens, description="s1")
+        self.s2 = widgets.IntSlider(value=3, min=0, max=max_tokens, description="s2")
+        self.s3 = widgets.IntSlider(value=0, min=0, max=max_tokens, description="s3")
+        self.architecture = widgets.ToggleButtons(options=list(models), description="模型")
+        self.reparameterization = widgets.Dropdown(options=list(ptuning.REPARAMETERIZATIONS), value="lstm",
+                                                   description="重参数化")
+        self.output = widgets.HTML()
+        for control in (self.s1, self.s2, self.s3, self.architecture, self.reparameterization):
+            control.observe(self._redraw, names="value")
+        self.widget = widgets.VBox([
+            widgets.HBox([self.architecture, self.reparameterization]),
+            widgets.HBox([self.s1, self.s2, self.s3]),
+            self.output,
+        ])
+        self._redraw()
+
+    @property
+    def template(self) -> tuple[int, ...]:
+        """The template the controls describe: `(s1, s2)` for GPT-2, `(s1, s2, s3)` for BERT."""
+        language_model, _ = self.models[self.architecture.value]
+        if language_model.config.model_type == "gpt2":
+            return (self.s1.value, self.s2.value)
+        return (self.s1.value, self.s2.value, self.s3.value)
+
+    def _redraw(self, change=None) -> None:
+        name = self.architecture.value
+        language_model, tokenizer = self.models[name]
+        self.s3.disabled = language_model.config.model_type == "gpt2"
+        try:
+            summary = ptuning.template_summary(language_model, tokenizer, self.text, self.template,
+                                               self.reparameterization.value, self.max_length)
+        except (TypeError, ValueError) as error:
+            # A template the package rejects (for example all sliders at 0) shows its message in the panel.
+            self.output.value = f"<span style='color:#b2182b'>{html.escape(str(error))}</span>"
+            return
+        self.output.value = render_template_summary(summary, name)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

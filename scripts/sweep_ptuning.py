@@ -1,0 +1,56 @@
+"""Run the P-Tuning comparison of notebook 02 and save it as JSON.
+
+    python scripts/sweep_ptuning.py                      # the notebook's setting, about an hour on 2 CPU cores
+    python scripts/sweep_ptuning.py --ks 8 --seeds 0 --models tiny-gpt-zh --no-full-train --test-size 64 --output /tmp/quick.json
+
+P-Tuning with the backbone frozen, P-Tuning with it unfrozen and a classification head are
+trained on the same k reviews for every model, k and seed, and once on the whole train split;
+see `peft_lessons.sweeps.ptuning_comparison`. An existing output file is kept unless
+`--overwrite` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from peft_lessons import sweeps  # noqa: E402
+
+DEFAULT_OUTPUT = ROOT / "docs" / "results" / "ptuning_comparison.json"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["tiny-bert-zh", "tiny-gpt-zh"])
+    parser.add_argument("--ks", nargs="+", type=int, default=[32, 256])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--no-full-train", action="store_true", help="skip the runs on the whole train split")
+    parser.add_argument("--full-train-epochs", type=int, default=1)
+    parser.add_argument("--validation-size", type=int, default=256)
+    parser.add_argument("--test-size", type=int, default=None, help="score on a fixed sample of the test split")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--frozen-learning-rates", nargs="+", type=float,
+                        default=list(sweeps.FROZEN_LEARNING_RATE_GRID))
+    parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    if args.output.exists() and not args.overwrite:
+        parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
+
+    results = sweeps.ptuning_comparison(
+        args.models, args.ks, args.seeds, full_train=not args.no_full_train,
+        full_train_epochs=args.full_train_epochs, validation_size=args.validation_size, test_size=args.test_size,
+        epochs=args.epochs, frozen_learning_rates=args.frozen_learning_rates, download=args.download,
+        log=lambda line: print(line, flush=True))
+    path = sweeps.save_results(results, args.output, overwrite=args.overwrite)
+    print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
