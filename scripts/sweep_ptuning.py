@@ -4,9 +4,9 @@
     python scripts/sweep_ptuning.py --ks 8 --seeds 0 --models tiny-gpt-zh --no-full-train --test-size 64 --output /tmp/quick.json
 
 P-Tuning with the backbone frozen, P-Tuning with it unfrozen and a classification head are
-trained on the same k reviews for every model, k and seed, and once on the whole train split;
-see `peft_lessons.sweeps.ptuning_comparison`. An existing output file is kept unless
-`--overwrite` is given.
+trained on the same k reviews for every model, k and seed. Each also trains once on the whole
+train split. `peft_lessons.sweeps.ptuning_comparison` documents the settings. An existing output
+file is kept unless `--overwrite` is given.
 """
 
 from __future__ import annotations
