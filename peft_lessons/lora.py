@@ -453,6 +453,49 @@ def adapter_size_bytes(model) -> int:
     return int(sum(array.nbytes for array in adapter_tensors(model).values()))
 
 
+def target_shapes(config) -> dict:
+    """Return the kernel shape `(d_in, d_out)` of each LoRA target in one Transformer layer of `config`."""
+    hidden, intermediate = config.hidden_size, config.intermediate_size
+    shapes = {name: (hidden, hidden) for name in ATTENTION_TARGETS}
+    shapes.update(ffn_intermediate=(hidden, intermediate), ffn_output=(intermediate, hidden))
+    return shapes
+
+
+def lora_summary(language_model, targets=("query", "value"), rank: int = 8, num_labels: int = 2) -> dict:
+    """Count what `apply_lora` would add to a sequence classifier on `language_model`, without building it.
+
+    Each target in each of the L layers gets `rank * (d_in + d_out)` weights (A and B). The
+    classification head (`hidden_size * num_labels + num_labels`) trains too. `total` counts
+    the backbone, the head and the LoRA weights, as `training.parameter_report` does for the
+    model that `apply_lora` returns. `adapter_bytes` is the float32 size of the LoRA weights
+    and the head, the tensors `save_adapter` writes. This is what the rank widget draws.
+    """
+    backbone = _backbone_of(language_model)
+    config = backbone.config
+    targets = _check_targets(targets)
+    shapes = target_shapes(config)
+    per_layer = {}
+    for target in targets:
+        d_in, d_out = shapes[target]
+        _check_rank(rank, d_in, d_out, target)
+        per_layer[target] = rank * (d_in + d_out)
+    lora_params = config.num_layers * sum(per_layer.values())
+    head_params = config.hidden_size * num_labels + num_labels
+    total = count_params(backbone.weights) + head_params + lora_params
+    return {
+        "targets": targets,
+        "rank": int(rank),
+        "num_layers": config.num_layers,
+        "per_layer": per_layer,
+        "lora_params": lora_params,
+        "head_params": head_params,
+        "trainable": lora_params + head_params,
+        "total": total,
+        "trainable_percent": 100.0 * (lora_params + head_params) / total,
+        "adapter_bytes": 4 * (lora_params + head_params),
+    }
+
+
 # ---------------------------------------------------------------------------
 # Merging
 # ---------------------------------------------------------------------------

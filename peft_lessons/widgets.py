@@ -11,7 +11,7 @@ import html
 
 import ipywidgets as widgets
 
-from . import ptuning
+from . import lora, ptuning
 
 # Background colours of the token kinds in the input layout.
 KIND_COLOURS = {"cls": "#d9d9d9", "sep": "#d9d9d9", "prompt": "#f4a582", "text": "#92c5de", "mask": "#b8e186"}
@@ -93,6 +93,84 @@ class PTuningTemplatePanel:
             self.output.value = f"<span style='color:#b2182b'>{html.escape(str(error))}</span>"
             return
         self.output.value = render_template_summary(summary, name)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+TARGET_LABELS = {"query": "Wq", "key": "Wk", "value": "Wv", "output": "Wo", "ffn_intermediate": "FFN 1",
+                 "ffn_output": "FFN 2"}
+
+
+def render_lora_summary(summary: dict, model_name: str, shapes: dict) -> str:
+    """Render `lora.lora_summary(...)` as HTML: a grid of layers and targets, and the counts."""
+    header = "".join(f"<th style='padding:2px 6px'>{TARGET_LABELS[name]}<br><small>{shapes[name][0]}→"
+                     f"{shapes[name][1]}</small></th>" for name in lora.TARGETS)
+    body = []
+    for layer in range(summary["num_layers"]):
+        cells = []
+        for name in lora.TARGETS:
+            if name in summary["targets"]:
+                cells.append(f"<td style='background:#f4a582;text-align:center'>r={summary['rank']}</td>")
+            else:
+                cells.append("<td style='background:#eeeeee;text-align:center;color:#999'>冻结</td>")
+        body.append(f"<tr><th style='padding:2px 6px'>第 {layer} 层</th>{''.join(cells)}</tr>")
+    grid = f"<table style='border-collapse:separate;border-spacing:2px'><tr><th></th>{header}</tr>{''.join(body)}</table>"
+    per_layer = "，".join(f"{TARGET_LABELS[name]} {count:,}" for name, count in summary["per_layer"].items())
+    return "\n".join([
+        f"<b>{html.escape(model_name)}：LoRA 放在哪些矩阵上</b>（橙色为加了 LoRA 的矩阵，其余冻结）",
+        grid,
+        f"每层 LoRA 参数：{per_layer}（每个矩阵 rank × (d_in + d_out)）<br>",
+        f"trainable params: {summary['trainable']:,} || all params: {summary['total']:,} "
+        f"|| trainable%: {summary['trainable_percent']:.4f}（含分类头 {summary['head_params']:,} 个参数）<br>",
+        f"adapter 文件中的张量约 {summary['adapter_bytes'] / 1024:.1f} KiB（float32）",
+    ])
+
+
+class LoRARankPanel:
+    """A rank slider and one check box per target matrix, redrawn through `lora.lora_summary`.
+
+    `models` maps a display name to a loaded language model. Every change redraws the
+    trainable count and percentage, the adapter size and a grid of where the adapters sit.
+    A rank above a matrix's smaller side, or no target at all, shows the package's error.
+    """
+
+    def __init__(self, models: dict, max_rank: int = 64):
+        if not isinstance(models, dict) or not models:
+            raise TypeError(f"models 需要非空字典 {{显示名: 语言模型}}，收到 {models!r}。")
+        self.models = models
+        self.rank = widgets.IntSlider(value=8, min=1, max=max_rank, description="rank")
+        self.architecture = widgets.ToggleButtons(options=list(models), description="模型")
+        self.targets = {name: widgets.Checkbox(value=name in ("query", "value"), description=TARGET_LABELS[name],
+                                               indent=False, layout=widgets.Layout(width="80px"))
+                        for name in lora.TARGETS}
+        self.output = widgets.HTML()
+        for control in (self.rank, self.architecture, *self.targets.values()):
+            control.observe(self._redraw, names="value")
+        self.widget = widgets.VBox([
+            widgets.HBox([self.architecture, self.rank]),
+            widgets.HBox(list(self.targets.values())),
+            self.output,
+        ])
+        self._redraw()
+
+    @property
+    def selected_targets(self) -> tuple[str, ...]:
+        """The target names whose check box is ticked, in the order of `lora.TARGETS`."""
+        return tuple(name for name, box in self.targets.items() if box.value)
+
+    def _redraw(self, change=None) -> None:
+        name = self.architecture.value
+        language_model = self.models[name]
+        try:
+            summary = lora.lora_summary(language_model, self.selected_targets, self.rank.value)
+        except (TypeError, ValueError) as error:
+            self.output.value = f"<span style='color:#b2182b'>{html.escape(str(error))}</span>"
+            return
+        shapes = lora.target_shapes(language_model.config)
+        self.output.value = render_lora_summary(summary, name, shapes)
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -73,3 +73,48 @@ def test_panel_shows_error_for_empty_template(models):
 def test_panel_rejects_empty_models():
     with pytest.raises(TypeError, match="models 需要非空字典"):
         PTuningTemplatePanel({}, REVIEW)
+
+
+# ---- LoRA rank panel ----
+
+def test_lora_summary_matches_applied_model(models):
+    from peft_lessons import lora
+    from peft_lessons.models import SequenceClassifier
+    from peft_lessons.training import parameter_report
+
+    model = load_llm("tiny-bert-zh")
+    summary = lora.lora_summary(model, ("query", "value", "ffn_output"), rank=4)
+    classifier = SequenceClassifier(model, num_labels=2)
+    lora.apply_lora(classifier, targets=("query", "value", "ffn_output"), rank=4)
+    report = parameter_report(classifier)
+    assert summary["trainable"] == report.trainable
+    assert summary["total"] == report.total
+    assert summary["lora_params"] == lora.count_lora_params(classifier)
+    assert summary["adapter_bytes"] == lora.adapter_size_bytes(classifier)
+
+
+def test_rank_panel_redraws_counts(models):
+    from peft_lessons import lora
+    from peft_lessons.widgets import LoRARankPanel
+
+    panel = LoRARankPanel({"GPT": models["GPT"][0], "BERT": models["BERT"][0]})
+    panel.architecture.value = "BERT"
+    panel.rank.value = 2
+    panel.targets["key"].value = True
+    assert panel.selected_targets == ("query", "key", "value")
+    summary = lora.lora_summary(models["BERT"][0], ("query", "key", "value"), rank=2)
+    assert f"trainable params: {summary['trainable']:,}" in panel.output.value
+    assert f"trainable%: {summary['trainable_percent']:.4f}" in panel.output.value
+    assert panel.output.value.count(">r=2<") == 3 * summary["num_layers"]
+
+
+def test_rank_panel_shows_errors(models):
+    from peft_lessons.widgets import LoRARankPanel
+
+    panel = LoRARankPanel({"GPT": models["GPT"][0]}, max_rank=512)
+    for box in panel.targets.values():
+        box.value = False
+    assert "targets 为空" in panel.output.value
+    panel.targets["query"].value = True
+    panel.rank.value = 300
+    assert "rank 必须是 1 到 min(d_in, d_out)=256" in panel.output.value
