@@ -347,3 +347,45 @@ def ptuning_comparison(models=("tiny-bert-zh", "tiny-gpt-zh"), ks=(32, 256), see
         "references": references,
         "runs": runs,
     }
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """Combine result files of one experiment that ran for different models, e.g. in parallel processes.
+
+    Runs and per-model references are concatenated in the given order and references shared
+    by all parts (model "-") are kept once. Settings must agree except for `models` and the
+    per-model learning-rate choices. `minutes` is the sum over the parts.
+    """
+    if not parts:
+        raise ValueError("parts 为空；请至少传入一个结果。")
+    experiments = {part["experiment"] for part in parts}
+    if len(experiments) != 1:
+        raise ValueError(f"只能合并同一个实验的结果，收到 {sorted(experiments)}。")
+
+    def comparable(settings):
+        rest = {key: value for key, value in settings.items() if key not in ("models", "learning_rates")}
+        return json.dumps(rest, sort_keys=True, ensure_ascii=False)
+
+    first = parts[0]
+    for part in parts[1:]:
+        if comparable(part["settings"]) != comparable(first["settings"]):
+            raise ValueError("这些结果的实验设置不同（模型与学习率之外），不能合并；请用相同的参数重新运行。")
+    settings = dict(first["settings"], models=[model for part in parts for model in part["settings"]["models"]])
+    if "learning_rates" in first["settings"]:
+        rates = json.loads(json.dumps(first["settings"]["learning_rates"]))
+        for part in parts[1:]:
+            for key, value in part["settings"]["learning_rates"].items():
+                if isinstance(value, dict) and isinstance(rates.get(key), dict):
+                    rates[key].update(value)
+        settings["learning_rates"] = rates
+    shared = [r for r in first["references"] if r["model"] == "-"]
+    return {
+        "experiment": first["experiment"],
+        "created": min(part["created"] for part in parts),
+        "minutes": round(sum(part["minutes"] for part in parts), 1),
+        "command": " ; ".join(part["command"] for part in parts),
+        "machine": first["machine"],
+        "settings": settings,
+        "references": shared + [r for part in parts for r in part["references"] if r["model"] != "-"],
+        "runs": [run for part in parts for run in part["runs"]],
+    }

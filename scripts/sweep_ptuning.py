@@ -2,6 +2,7 @@
 
     python scripts/sweep_ptuning.py                      # the notebook's setting, about an hour on 2 CPU cores
     python scripts/sweep_ptuning.py --ks 8 --seeds 0 --models tiny-gpt-zh --no-full-train --test-size 64 --output /tmp/quick.json
+    python scripts/sweep_ptuning.py --merge bert.json gpt.json   # combine per-model runs made in parallel
 
 P-Tuning with the backbone frozen, P-Tuning with it unfrozen and a classification head are
 trained on the same k reviews for every model, k and seed. Each also trains once on the whole
@@ -38,9 +39,15 @@ def main(argv=None) -> int:
     parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--merge", nargs="+", type=Path, help="combine result files of single models instead of running")
     args = parser.parse_args(argv)
     if args.output.exists() and not args.overwrite:
         parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
+    if args.merge:
+        merged = sweeps.merge_results([sweeps.load_results(path) for path in args.merge])
+        path = sweeps.save_results(merged, args.output, overwrite=args.overwrite)
+        print(f"wrote {path} ({len(merged['runs'])} runs from {len(args.merge)} files)")
+        return 0
 
     results = sweeps.ptuning_comparison(
         args.models, args.ks, args.seeds, full_train=not args.no_full_train,

@@ -109,3 +109,27 @@ def test_sweep_ptuning_script_reduced_setting(tmp_path):
     assert len(frozen["loss"]) == frozen["epochs_run"] == 1
     assert {r["method"] for r in results["references"]} == {"朴素贝叶斯（全部训练集）", "人工提示零样本",
                                                             "人工提示零样本（校准后）"}
+
+
+def test_merge_results_combines_models():
+    def part(model, rate):
+        return {"experiment": "e", "created": f"2026-0{rate}", "minutes": 1.5, "command": model,
+                "machine": {"cores": 2},
+                "settings": {"models": [model], "ks": [8], "learning_rates": {"a": 1e-4, "frozen": {model: rate}}},
+                "references": [{"model": "-", "method": "nb"}, {"model": model, "method": "zero"}],
+                "runs": [{"model": model, "k": 8}]}
+
+    merged = sweeps.merge_results([part("bert", 2), part("gpt", 1)])
+    assert merged["settings"]["models"] == ["bert", "gpt"]
+    assert merged["settings"]["learning_rates"] == {"a": 1e-4, "frozen": {"bert": 2, "gpt": 1}}
+    assert [r["model"] for r in merged["references"]] == ["-", "bert", "gpt"]
+    assert [r["model"] for r in merged["runs"]] == ["bert", "gpt"]
+    assert merged["minutes"] == 3.0
+    assert merged["created"] == "2026-01"
+
+
+def test_merge_results_rejects_different_settings():
+    first = {"experiment": "e", "settings": {"models": ["a"], "ks": [8]}, "references": [], "runs": []}
+    second = {"experiment": "e", "settings": {"models": ["b"], "ks": [16]}, "references": [], "runs": []}
+    with pytest.raises(ValueError, match="实验设置不同"):
+        sweeps.merge_results([first, second])
