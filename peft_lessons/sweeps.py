@@ -237,7 +237,7 @@ def ptuning_comparison(models=("tiny-bert-zh", "tiny-gpt-zh"), ks=(32, 256), see
                        max_length: int = 64, batch_size: int = 16, download: bool = False, log=print) -> dict:
     """Compare P-Tuning with the backbone frozen and unfrozen against a classification head.
 
-    Every method sees the same `data.sample_split(train, k, seed)` for each model, k and
+    Every method trains on the same `data.sample_split(train, k, seed)` for each model, k and
     seed. With `full_train`, each method also trains once (first seed) on the whole train
     split for at most `full_train_epochs` epochs. References: each model's hand-written prompt
     zero-shot before and after calibration (the PET template of notebook 01), and naive Bayes
@@ -388,4 +388,151 @@ def merge_results(parts: list[dict]) -> dict:
         "settings": settings,
         "references": shared + [r for part in parts for r in part["references"] if r["model"] != "-"],
         "runs": [run for part in parts for run in part["runs"]],
+    }
+
+
+# ---------------------------------------------------------------------------
+# LoRA comparison (notebook 04)
+# ---------------------------------------------------------------------------
+
+# (label, targets, rank). The first five vary the rank on Wq and Wv, and the rest spend a similar
+# budget on different matrices: 8 * 1 matrix = 4 * 2 matrices = 2 * 4 matrices.
+LORA_CONFIGS = (
+    ("Wq,Wv r=1", ("query", "value"), 1),
+    ("Wq,Wv r=2", ("query", "value"), 2),
+    ("Wq,Wv r=4", ("query", "value"), 4),
+    ("Wq,Wv r=8", ("query", "value"), 8),
+    ("Wq,Wv r=64", ("query", "value"), 64),
+    ("Wq r=8", ("query",), 8),
+    ("Wk r=8", ("key",), 8),
+    ("Wv r=8", ("value",), 8),
+    ("Wo r=8", ("output",), 8),
+    ("Wq,Wk r=4", ("query", "key"), 4),
+    ("Wq,Wv r=4（预算）", ("query", "value"), 4),
+    ("Wq,Wk,Wv,Wo r=2", ("query", "key", "value", "output"), 2),
+)
+# Learning-rate candidates per method family, tried with the first seed and picked on validation.
+LORA_LEARNING_RATE_GRIDS = {"LoRA": (5e-4, 1e-3, 2e-3), "只训练分类头": (1e-3, 3e-3), "全量微调": (5e-5, 1e-4)}
+
+
+def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size: int = 2000,
+                    validation_size: int = 512, test_size: int | None = None, configs=LORA_CONFIGS,
+                    learning_rate_grids: dict | None = None, alpha: float = 16, epochs: int = 6, patience: int = 2,
+                    max_length: int = 64, batch_size: int = 32, download: bool = False, log=print) -> dict:
+    """Compare LoRA settings with training only the head and with full fine-tuning on the sentiment task.
+
+    Every method trains on the same `data.sample_split(train, train_size, seed)` for each seed
+    and stops early on a fixed validation sample. Each family's learning rate is picked from
+    `learning_rate_grids` by validation accuracy with the first seed and the first LoRA setting
+    that uses Wq and Wv at rank 8 (or the first setting), and all LoRA settings share it.
+    Results include trainable parameters, the adapter size in bytes, seconds and test metrics.
+    """
+    from . import lora, prompting
+    from .checkpoints import load_llm, load_tokenizer
+    from .models import SequenceClassifier
+    from .training import parameter_report, set_seed, train_classifier
+
+    seeds = _check_int_list("seeds", seeds, 0)
+    grids = dict(LORA_LEARNING_RATE_GRIDS, **(learning_rate_grids or {}))
+    configs = [(label, tuple(targets), int(rank)) for label, targets, rank in configs]
+    if not configs:
+        raise ValueError("configs 为空；请至少给出一个 (名称, 目标层, rank) 设置。")
+    sentiment = data.load_sentiment()
+    validation = data.sample_split(sentiment.validation, validation_size, seed=0)
+    test = sentiment.test if test_size is None else data.sample_split(sentiment.test, test_size, seed=0)
+    tokenizer = load_tokenizer(model, download=download)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    common = dict(test_split=test, max_length=max_length, batch_size=batch_size, epochs=epochs, patience=patience)
+
+    def head_only(train, seed, learning_rate):
+        set_seed(seed)
+        classifier = SequenceClassifier(load_llm(model, download=download), num_labels=2)
+        classifier.backbone.trainable = False
+        result = train_classifier(classifier, tokenizer, train, validation, max_length=max_length,
+                                  batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+                                  patience=patience, seed=seed)
+        probabilities = prompting._classifier_probabilities(classifier, tokenizer, test, max_length, batch_size)
+        val_probabilities = prompting._classifier_probabilities(classifier, tokenizer, validation, max_length,
+                                                                batch_size)
+        return {"method": "只训练分类头", "model": classifier, "history": result["history"],
+                "best_epoch": result["best_epoch"], "trainable_params": parameter_report(classifier).trainable,
+                "seconds": result["seconds"],
+                "validation": prompting.evaluate_probabilities(validation.labels, val_probabilities),
+                "test": prompting.evaluate_probabilities(test.labels, probabilities)}
+
+    def full(train, seed, learning_rate):
+        result = prompting.train_classifier_baseline(load_llm(model, download=download), tokenizer, train,
+                                                     validation, learning_rate=learning_rate, seed=seed, **common)
+        return dict(result, method="全量微调")
+
+    def with_lora(train, seed, learning_rate, targets, rank):
+        result = lora.train_lora_classifier(load_llm(model, download=download), tokenizer, train, validation,
+                                            targets=targets, rank=rank, alpha=alpha, learning_rate=learning_rate,
+                                            seed=seed, **common)
+        return dict(result, adapter_bytes=lora.adapter_size_bytes(result["model"]))
+
+    runs, chosen = [], {}
+
+    def record(result, seed, learning_rate, label, targets=(), rank=0):
+        runs.append({"model": model, "method": label, "family": result["method"] if not targets else "LoRA",
+                     "targets": list(targets), "rank": rank, "seed": seed, "learning_rate": learning_rate,
+                     "best_epoch": result["best_epoch"], "epochs_run": len(result["history"]["loss"]),
+                     "seconds": round(result["seconds"], 1), "trainable_params": result["trainable_params"],
+                     "adapter_bytes": result.get("adapter_bytes"), "validation": result["validation"],
+                     "test": result["test"]})
+        log(f"{label} seed={seed} lr={learning_rate:g}: 验证 {result['validation']['accuracy']:.3f}，"
+            f"测试 {result['test']['accuracy']:.3f}，可训练 {result['trainable_params']:,}，{result['seconds']:.0f} 秒")
+
+    first_seed = seeds[0]
+    first_train = data.sample_split(sentiment.train, train_size, seed=first_seed)
+    tuning_label, tuning_targets, tuning_rank = next((c for c in configs if c[1] == ("query", "value") and c[2] == 8),
+                                                     configs[0])
+    trainers = {
+        "只训练分类头": lambda train, seed, rate: head_only(train, seed, rate),
+        "全量微调": lambda train, seed, rate: full(train, seed, rate),
+        "LoRA": lambda train, seed, rate: with_lora(train, seed, rate, tuning_targets, tuning_rank),
+    }
+    first_results = {}
+    for family, trainer in trainers.items():
+        candidates = {float(rate): trainer(first_train, first_seed, float(rate)) for rate in grids[family]}
+        best = max(candidates, key=lambda rate: candidates[rate]["validation"]["accuracy"])
+        chosen[family] = {"candidates": {f"{rate:g}": result["validation"]["accuracy"]
+                                         for rate, result in candidates.items()}, "chosen": best}
+        first_results[family] = candidates[best]
+        log(f"{family} 的学习率在 {list(grids[family])} 中选 {best:g}")
+
+    for seed in seeds:
+        train = first_train if seed == first_seed else data.sample_split(sentiment.train, train_size, seed=seed)
+        for family in ("只训练分类头", "全量微调"):
+            rate = chosen[family]["chosen"]
+            result = first_results[family] if seed == first_seed else trainers[family](train, seed, rate)
+            record(result, seed, rate, family)
+        rate = chosen["LoRA"]["chosen"]
+        for label, targets, rank in configs:
+            if seed == first_seed and (targets, rank) == (tuning_targets, tuning_rank):
+                result = first_results["LoRA"]
+            else:
+                result = with_lora(train, seed, rate, targets, rank)
+            record(result, seed, rate, label, targets, rank)
+
+    full_bayes = data.train_naive_bayes(sentiment.train.texts, sentiment.train.labels)
+    small_bayes = data.train_naive_bayes(first_train.texts, first_train.labels)
+    return {
+        "experiment": "lora_comparison",
+        "created": started.isoformat(timespec="seconds"),
+        "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
+        "machine": machine_description(),
+        "settings": {"models": [model], "seeds": seeds, "train_size": train_size, "validation_size": validation_size,
+                     "test_size": len(test), "alpha": alpha, "epochs": epochs, "patience": patience,
+                     "max_length": max_length, "batch_size": batch_size,
+                     "configs": [[label, list(targets), rank] for label, targets, rank in configs],
+                     "learning_rates": chosen},
+        "references": [
+            {"model": "-", "method": "朴素贝叶斯（全部训练集）", "train_size": len(sentiment.train),
+             "test": data.evaluate_classifier(full_bayes, test.texts, test.labels)},
+            {"model": "-", "method": f"朴素贝叶斯（同样 {train_size} 条）", "train_size": train_size,
+             "test": data.evaluate_classifier(small_bayes, test.texts, test.labels)},
+        ],
+        "runs": runs,
     }

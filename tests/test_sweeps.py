@@ -133,3 +133,21 @@ def test_merge_results_rejects_different_settings():
     second = {"experiment": "e", "settings": {"models": ["b"], "ks": [16]}, "references": [], "runs": []}
     with pytest.raises(ValueError, match="实验设置不同"):
         sweeps.merge_results([first, second])
+
+
+def test_sweep_lora_script_reduced_setting(tmp_path):
+    output = tmp_path / "lora.json"
+    command = [sys.executable, str(ROOT / "scripts" / "sweep_lora.py"), "--seeds", "0", "--train-size", "32",
+               "--validation-size", "32", "--test-size", "64", "--epochs", "1", "--configs", "2", "--one-rate",
+               "--output", str(output)]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    results = json.loads(output.read_text(encoding="utf-8"))
+
+    labels = [run["method"] for run in results["runs"]]
+    assert labels == ["只训练分类头", "全量微调", "Wq,Wv r=1", "Wq,Wv r=2"]
+    head, full, rank1, rank2 = results["runs"]
+    assert head["trainable_params"] == 256 * 2 + 2
+    assert rank1["trainable_params"] - head["trainable_params"] == 6 * 2 * 1 * (256 + 256)
+    assert rank2["adapter_bytes"] == 4 * rank2["trainable_params"]
+    assert full["trainable_params"] > 100 * rank2["trainable_params"]
+    assert set(results["settings"]["learning_rates"]) == {"LoRA", "只训练分类头", "全量微调"}
