@@ -91,8 +91,31 @@ def render(results: dict) -> str:
     lines += ["", "| bundled model | pretraining steps | pretraining time (min) | machine |", "|---|---|---|---|"]
     for name, row in sorted(results["pretraining"].items()):
         lines.append(f"| `{name}` | {row['steps']} | {row['minutes']:.1f} | {row['machine']} ({row['date']}) |")
+    if results.get("sweeps"):
+        lines += ["", "| sweep (script) | runs | wall time (min) | machine | date |", "|---|---|---|---|---|"]
+        for name, row in sorted(results["sweeps"].items()):
+            lines.append(f"| `{name}` | {row['runs']} | {row['minutes']:.0f} | {row['machine']} | {row['date']} |")
     lines += ["", END]
     return "\n".join(lines)
+
+
+# Result files written by the scripts in scripts/, and the script that writes each.
+SWEEP_SCRIPTS = {"pet_few_shot.json": "scripts/sweep_pet.py", "ptuning_comparison.json": "scripts/sweep_ptuning.py",
+                 "lora_comparison.json": "scripts/sweep_lora.py"}
+
+
+def sweep_times() -> dict:
+    """Collect the run count, wall time and machine that each saved sweep records about itself."""
+    times = {}
+    for file_name, script in SWEEP_SCRIPTS.items():
+        path = RESULTS.parent / file_name
+        if path.is_file():
+            info = json.loads(path.read_text(encoding="utf-8"))
+            machine_info = info["machine"]
+            times[script] = {"runs": len(info["runs"]), "minutes": info["minutes"], "date": info["created"][:10],
+                             "machine": f"{machine_info['cpu']}, {machine_info['cores']} cores, "
+                                        f"TensorFlow {machine_info['tensorflow']}"}
+    return times
 
 
 def main(argv=None):
@@ -103,7 +126,7 @@ def main(argv=None):
 
     previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {"notebooks": {}}
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "notebooks": previous.get("notebooks", {}),
-               "pretraining": pretraining_times()}
+               "pretraining": pretraining_times(), "sweeps": sweep_times()}
     for path in notebooks:
         print(f"running {path.name} ...", flush=True)
         results["notebooks"][path.name] = run_notebook(path.resolve())
