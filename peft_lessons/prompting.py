@@ -297,7 +297,7 @@ def _single_token_id(tokenizer, label: int, word) -> int:
     if len(tokens) != 1:
         raise ValueError(
             f"标签 {label} 的标签词 {word!r} 被切成了 {len(tokens)} 个 token {tokens}；"
-            f"标签词必须是单个 token，请只用其中一个字，例如 {tokens[-1].removeprefix('##')!r}。"
+            "标签词必须是单个 token（这里的分词器一个汉字一个 token）；请换成能代表这个标签的单个字，例如 '好' 或 '差'。"
         )
     token = tokens[0]
     if token == "[UNK]" or token not in tokenizer.token_to_id:
@@ -645,6 +645,11 @@ def _few_shot_splits(train_split, validation_split, test_split, k, seed):
     if test_split is not None and not isinstance(test_split, data.TextSplit):
         raise TypeError(f"test_split 需要 TextSplit 或 None，收到 {type(test_split).__name__}。")
     if k is not None:
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool) and k > len(train_split):
+            raise ValueError(
+                f"k={k} 超过了 train_split 的 {len(train_split)} 条样本；请把 k 设为不超过 {len(train_split)} 的值，"
+                "或者传入更大的 train_split。"
+            )
         train_split = data.sample_split(train_split, k, seed=seed)
     return train_split
 

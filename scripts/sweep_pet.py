@@ -1,6 +1,6 @@
 """Run the PET few-shot sweep of notebook 01 and save it as JSON.
 
-    python scripts/sweep_pet.py                          # the notebook's setting, about 40 min on 2 CPU cores
+    python scripts/sweep_pet.py                          # the notebook's setting, about 70 min on 2 busy CPU cores
     python scripts/sweep_pet.py --ks 8 --seeds 0 --models tiny-gpt-zh --test-size 64 --output /tmp/quick.json
 
 PET, a classification head and naive Bayes are trained on the same k reviews for every model,

@@ -299,7 +299,7 @@ def test_verbalizer_rejects_bad_mapping(small_tokenizer, mapping, message):
 
 def test_train_pet_k_larger_than_train_split(small_tokenizer, models, verbalizer):
     split = data.TextSplit(REVIEWS[:2], [0, 1])
-    with pytest.raises(ValueError, match="size=5 超过了这个划分的样本数 2"):
+    with pytest.raises(ValueError, match="k=5 超过了 train_split 的 2 条样本"):
         train_pet(models["bert"], small_tokenizer, BERT_TEMPLATE, verbalizer, split, split, k=5)
 
 
