@@ -583,6 +583,16 @@ def prompt_sensitivity(model, tokenizer, templates, verbalizers: dict, split, *,
 # ---------------------------------------------------------------------------
 
 
+def label_logits(vocab_logits, verbalizer: Verbalizer):
+    """Reduce vocabulary logits `[B, V]` to label logits `[B, L]`: the log of the summed exponentials of each label's words."""
+    word_logits = ops.take(vocab_logits, verbalizer.flat_token_ids, axis=1)  # [B, W]
+    # Words of other labels get the float32 minimum, which exp() turns into 0 as it would -inf,
+    # without putting an infinity into the graph.
+    floor = float(np.finfo(np.float32).min)
+    masked = ops.where(verbalizer.label_word_mask[None, :, :], word_logits[:, None, :], floor)  # [B, L, W]
+    return ops.logsumexp(masked, axis=-1)  # [B, L]
+
+
 class PETModel(keras.Model):
     """A language model read through a verbalizer: label logits from the label words at the answer position.
 
@@ -608,12 +618,7 @@ class PETModel(keras.Model):
 
     def call(self, inputs, training=None):
         vocab_logits = answer_logits(self.language_model, inputs, training=training)  # [B, V]
-        word_logits = ops.take(vocab_logits, self.verbalizer.flat_token_ids, axis=1)  # [B, W]
-        # Words of other labels get the float32 minimum, which exp() turns into 0 as it would -inf,
-        # without putting an infinity into the graph.
-        floor = float(np.finfo(np.float32).min)
-        masked = ops.where(self.verbalizer.label_word_mask[None, :, :], word_logits[:, None, :], floor)  # [B, L, W]
-        return ops.logsumexp(masked, axis=-1)  # [B, L]
+        return label_logits(vocab_logits, self.verbalizer)  # [B, L]
 
 
 def _prompt_dataset(tokenizer, template, model_type, split, max_length, batch_size, shuffle, seed):

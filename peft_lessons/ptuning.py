@@ -40,6 +40,7 @@ from .prompting import (
     _normalize,
     _resolve_model_and_tokenizer,
     evaluate_probabilities,
+    label_logits,
 )
 from .training import count_params, fit_with_early_stopping, parameter_report, set_seed
 
@@ -361,16 +362,6 @@ def layout(tokenizer, text: str, template, model_type: str, max_length: int = 64
 # ---------------------------------------------------------------------------
 
 
-def _label_logits(vocab_logits, verbalizer: Verbalizer):
-    """Reduce vocabulary logits `[B, V]` to label logits `[B, L]`, as `prompting.PETModel.call` does."""
-    word_logits = ops.take(vocab_logits, verbalizer.flat_token_ids, axis=1)  # [B, W]
-    # Words of other labels get the float32 minimum, which exp() turns into 0 as it would -inf,
-    # without putting an infinity into the graph.
-    floor = float(np.finfo(np.float32).min)
-    masked = ops.where(verbalizer.label_word_mask[None, :, :], word_logits[:, None, :], floor)  # [B, L, W]
-    return ops.logsumexp(masked, axis=-1)  # [B, L]
-
-
 class PTuningModel(keras.Model):
     """A GPT-2 or BERT language model whose pseudo-token embeddings come from a `PromptEncoder`.
 
@@ -435,7 +426,7 @@ class PTuningModel(keras.Model):
         positions = ops.cast(inputs["answer_positions"], "int32")
         answer_hidden = ops.take_along_axis(hidden, positions[:, None, None], axis=1)[:, 0, :]  # [B, H]
         vocab_logits = ops.cast(self.language_model.logits_from_hidden(answer_hidden), "float32")  # [B, V]
-        return _label_logits(vocab_logits, self.verbalizer)
+        return label_logits(vocab_logits, self.verbalizer)
 
 
 def parameter_counts(model: PTuningModel) -> dict:
