@@ -47,6 +47,8 @@ def test_panel_redraws_gpt_layout(models):
     assert f"[3, {model.config.hidden_size}]" in panel.output.value
     assert f"{summary['encoder_params']:,}" in panel.output.value
     assert f"{summary['encoder_percent']:.2f}%" in panel.output.value
+    legend = panel.output.value.split("图例")[1]
+    assert "[MASK]" not in legend and "下一个 token" in legend
 
 
 def test_panel_redraws_bert_and_reparameterization(models):
@@ -55,6 +57,7 @@ def test_panel_redraws_bert_and_reparameterization(models):
     panel.s1.value, panel.s2.value, panel.s3.value = 1, 0, 2
     assert not panel.s3.disabled
     assert tokens_shown(panel) == ["[CLS]", "[P0]", *REVIEW, "[MASK]", "[P1]", "[P2]", "[SEP]"]
+    assert "[MASK]（答案位置）" in panel.output.value.split("图例")[1]
     model, tokenizer = models["BERT"]
     for reparameterization in ptuning.REPARAMETERIZATIONS:
         panel.reparameterization.value = reparameterization
