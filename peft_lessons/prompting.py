@@ -234,8 +234,13 @@ class Verbalizer:
         missing = sorted(set(range(num_labels)) - set(labels))
         extra = sorted(set(labels) - set(range(num_labels)))
         if missing or extra:
+            problems = []
+            if missing:
+                problems.append(f"缺少 {missing}")
+            if extra:
+                problems.append(f"多出 {extra}")
             raise ValueError(
-                f"verbalizer 的标签应为 0 到 {num_labels - 1} 的每一个整数，缺少 {missing}，多出 {extra}；"
+                f"verbalizer 的标签应为 0 到 {num_labels - 1} 的每一个整数，{'，'.join(problems)}；"
                 "请为每个标签给出标签词，例如 {0: '差', 1: '好'}。"
             )
 
@@ -258,11 +263,13 @@ class Verbalizer:
                 token_id = _single_token_id(tokenizer, label, word)
                 if token_id in owner_of:
                     other_label, other_word = owner_of[token_id]
-                    where = "同一标签里重复出现" if other_label == label else f"同时用于标签 {other_label} 和 {label}"
-                    raise ValueError(
-                        f"标签词 {word!r}（与 {other_word!r} 是同一个 token）{where}；"
-                        "每个标签词只能属于一个标签，请删去重复的词或换一个词。"
-                    )
+                    same = f"标签词 {word!r}" if other_word == word else f"标签词 {word!r}（与 {other_word!r} 是同一个 token）"
+                    if other_label == label:
+                        message = f"{same} 在标签 {label} 里出现了两次；请删去重复的一个。"
+                    else:
+                        message = (f"{same} 同时用于标签 {other_label} 和 {label}；"
+                                   "每个标签词只能属于一个标签，请从其中一个标签里删去它或换一个词。")
+                    raise ValueError(message)
                 owner_of[token_id] = (label, word)
                 ids.append(token_id)
             self.words.append(words)

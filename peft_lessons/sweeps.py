@@ -71,9 +71,20 @@ def save_results(results: dict, path, overwrite: bool = False) -> Path:
 def load_results(path) -> dict:
     """Read a results file written by `save_results`."""
     path = Path(path)
+    if path.is_dir():
+        example = path / "ptuning_comparison.json"
+        raise IsADirectoryError(f"{path} 是一个目录，不是结果文件；请给出其中的 .json 文件，例如 {example}。")
     if not path.is_file():
         raise FileNotFoundError(f"找不到结果文件 {path}；请先运行生成它的脚本（见文件名对应的 scripts/ 脚本）。")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} 不是有效的 JSON 结果文件（{error}）；它可能没写完或被改坏了，"
+                         "请重新运行生成它的脚本，输出到一个新文件。") from None
+    if not isinstance(results, dict) or "runs" not in results or "settings" not in results:
+        raise ValueError(f"{path} 是 JSON，但不是 scripts/sweep_*.py 写出的结果（缺少 runs 或 settings）；"
+                         "请检查文件名。")
+    return results
 
 
 def summarize(runs: list[dict], by=("model", "method", "k"), metric: str = "accuracy", split: str = "test") -> list[dict]:

@@ -26,27 +26,33 @@ DEFAULT_OUTPUT = ROOT / "docs" / "results" / "lora_comparison.json"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="tiny-bert-zh")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--train-size", type=int, default=2000)
-    parser.add_argument("--validation-size", type=int, default=512)
+    parser.add_argument("--model", default="tiny-bert-zh", help="bundled model name or hub id")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="random seeds; each picks its own sample and initialisation")
+    parser.add_argument("--train-size", type=int, default=2000, help="labelled training reviews per seed")
+    parser.add_argument("--validation-size", type=int, default=512,
+                        help="validation reviews used for early stopping and learning-rate choice")
     parser.add_argument("--test-size", type=int, default=None, help="score on a fixed sample of the test split")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=6, help="most epochs per run (early stopping ends most runs sooner)")
     parser.add_argument("--configs", type=int, default=None, help="use only the first N LoRA settings")
     parser.add_argument("--one-rate", action="store_true", help="try only the first learning rate of each grid")
     parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     if args.output.exists() and not args.overwrite:
         parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
 
     configs = sweeps.LORA_CONFIGS[: args.configs] if args.configs else sweeps.LORA_CONFIGS
     grids = {family: rates[:1] for family, rates in sweeps.LORA_LEARNING_RATE_GRIDS.items()} if args.one_rate else None
-    results = sweeps.lora_comparison(args.model, args.seeds, train_size=args.train_size,
-                                     validation_size=args.validation_size, test_size=args.test_size,
-                                     configs=configs, learning_rate_grids=grids, epochs=args.epochs,
-                                     download=args.download, log=lambda line: print(line, flush=True))
+    try:
+        results = sweeps.lora_comparison(args.model, args.seeds, train_size=args.train_size,
+                                         validation_size=args.validation_size, test_size=args.test_size,
+                                         configs=configs, learning_rate_grids=grids, epochs=args.epochs,
+                                         download=args.download, log=lambda line: print(line, flush=True))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.
+        parser.error(str(error))
     path = sweeps.save_results(results, args.output, overwrite=args.overwrite)
     print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min)")
     return 0

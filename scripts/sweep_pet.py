@@ -24,22 +24,30 @@ DEFAULT_OUTPUT = ROOT / "docs" / "results" / "pet_few_shot.json"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["tiny-bert-zh", "tiny-gpt-zh"])
-    parser.add_argument("--ks", nargs="+", type=int, default=[8, 32, 128])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--validation-size", type=int, default=256)
+    parser.add_argument("--models", nargs="+", default=["tiny-bert-zh", "tiny-gpt-zh"],
+                        help="bundled model names or hub ids (default: both bundled models)")
+    parser.add_argument("--ks", nargs="+", type=int, default=[8, 32, 128],
+                        help="numbers of labelled training reviews, each at least 2")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="random seeds; each picks its own sample and initialisation")
+    parser.add_argument("--validation-size", type=int, default=256,
+                        help="validation reviews used for early stopping and learning-rate choice")
     parser.add_argument("--test-size", type=int, default=None, help="score on a fixed sample of the test split")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=15, help="most epochs per run (early stopping ends most runs sooner)")
     parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     if args.output.exists() and not args.overwrite:
         parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
 
-    results = sweeps.pet_few_shot(args.models, args.ks, args.seeds, validation_size=args.validation_size,
-                                  test_size=args.test_size, epochs=args.epochs, download=args.download,
-                                  log=lambda line: print(line, flush=True))
+    try:
+        results = sweeps.pet_few_shot(args.models, args.ks, args.seeds, validation_size=args.validation_size,
+                                      test_size=args.test_size, epochs=args.epochs, download=args.download,
+                                      log=lambda line: print(line, flush=True))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.
+        parser.error(str(error))
     path = sweeps.save_results(results, args.output, overwrite=args.overwrite)
     print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min)")
     return 0

@@ -26,34 +26,47 @@ DEFAULT_OUTPUT = ROOT / "docs" / "results" / "ptuning_comparison.json"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["tiny-bert-zh", "tiny-gpt-zh"])
-    parser.add_argument("--ks", nargs="+", type=int, default=[32, 256])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--models", nargs="+", default=["tiny-bert-zh", "tiny-gpt-zh"],
+                        help="bundled model names or hub ids (default: both bundled models)")
+    parser.add_argument("--ks", nargs="+", type=int, default=[32, 256],
+                        help="numbers of labelled training reviews, each at least 2")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="random seeds; each picks its own sample and initialisation")
     parser.add_argument("--no-full-train", action="store_true", help="skip the runs on the whole train split")
-    parser.add_argument("--full-train-epochs", type=int, default=1)
-    parser.add_argument("--validation-size", type=int, default=256)
+    parser.add_argument("--full-train-epochs", type=int, default=1,
+                        help="epochs of the runs on the whole train split")
+    parser.add_argument("--validation-size", type=int, default=256,
+                        help="validation reviews used for early stopping and learning-rate choice")
     parser.add_argument("--test-size", type=int, default=None, help="score on a fixed sample of the test split")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=20, help="most epochs per run (early stopping ends most runs sooner)")
     parser.add_argument("--frozen-learning-rates", nargs="+", type=float,
-                        default=list(sweeps.FROZEN_LEARNING_RATE_GRID))
+                        default=list(sweeps.FROZEN_LEARNING_RATE_GRID),
+                        help="candidates for the frozen-backbone learning rate, picked on validation")
     parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--merge", nargs="+", type=Path, help="combine result files of single models instead of running")
     args = parser.parse_args(argv)
     if args.output.exists() and not args.overwrite:
         parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
     if args.merge:
-        merged = sweeps.merge_results([sweeps.load_results(path) for path in args.merge])
+        try:
+            merged = sweeps.merge_results([sweeps.load_results(path) for path in args.merge])
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
         path = sweeps.save_results(merged, args.output, overwrite=args.overwrite)
         print(f"wrote {path} ({len(merged['runs'])} runs from {len(args.merge)} files)")
         return 0
 
-    results = sweeps.ptuning_comparison(
-        args.models, args.ks, args.seeds, full_train=not args.no_full_train,
-        full_train_epochs=args.full_train_epochs, validation_size=args.validation_size, test_size=args.test_size,
-        epochs=args.epochs, frozen_learning_rates=args.frozen_learning_rates, download=args.download,
-        log=lambda line: print(line, flush=True))
+    try:
+        results = sweeps.ptuning_comparison(
+            args.models, args.ks, args.seeds, full_train=not args.no_full_train,
+            full_train_epochs=args.full_train_epochs, validation_size=args.validation_size, test_size=args.test_size,
+            epochs=args.epochs, frozen_learning_rates=args.frozen_learning_rates, download=args.download,
+            log=lambda line: print(line, flush=True))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.
+        parser.error(str(error))
     path = sweeps.save_results(results, args.output, overwrite=args.overwrite)
     print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min)")
     return 0

@@ -43,17 +43,39 @@ def test_repeat_split_keeps_order():
 
 
 def test_save_results_refuses_to_overwrite(tmp_path):
-    path = sweeps.save_results({"runs": [1]}, tmp_path / "r.json")
+    path = sweeps.save_results({"settings": {}, "runs": [1]}, tmp_path / "r.json")
     with pytest.raises(FileExistsError, match="已经存在"):
-        sweeps.save_results({"runs": [2]}, path)
-    assert sweeps.load_results(path) == {"runs": [1]}
-    sweeps.save_results({"runs": [2]}, path, overwrite=True)
-    assert sweeps.load_results(path) == {"runs": [2]}
+        sweeps.save_results({"settings": {}, "runs": [2]}, path)
+    assert sweeps.load_results(path) == {"settings": {}, "runs": [1]}
+    sweeps.save_results({"settings": {}, "runs": [2]}, path, overwrite=True)
+    assert sweeps.load_results(path) == {"settings": {}, "runs": [2]}
 
 
 def test_load_results_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="找不到结果文件"):
         sweeps.load_results(tmp_path / "none.json")
+
+
+def test_load_results_names_directory_and_bad_files(tmp_path):
+    with pytest.raises(IsADirectoryError, match="是一个目录"):
+        sweeps.load_results(tmp_path)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"runs": [', encoding="utf-8")
+    with pytest.raises(ValueError, match="不是有效的 JSON"):
+        sweeps.load_results(broken)
+    other = tmp_path / "other.json"
+    other.write_text('{"name": "not a sweep"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="缺少 runs 或 settings"):
+        sweeps.load_results(other)
+
+
+def test_sweep_script_reports_bad_argument_without_traceback(tmp_path):
+    command = [sys.executable, str(ROOT / "scripts" / "sweep_pet.py"), "--ks", "1", "--output", "out.json"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "ks 需要由不小于 2 的整数组成" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_pet_few_shot_rejects_k_below_two():
