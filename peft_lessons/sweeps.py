@@ -426,10 +426,88 @@ LORA_CONFIGS = (
 LORA_LEARNING_RATE_GRIDS = {"LoRA": (5e-4, 1e-3, 2e-3), "只训练分类头": (1e-3, 3e-3), "全量微调": (5e-5, 1e-4)}
 
 
+def _lora_run(job: dict) -> dict:
+    """Train one run of `lora_comparison` and return its record. It runs inline or in a worker process.
+
+    `job` names the model, the family ("只训练分类头", "全量微调" or "LoRA"), the LoRA label,
+    targets and rank, the seed, the learning rate and the shared settings. The data samples are
+    rebuilt from their seeds, so every process trains on the same reviews.
+    """
+    from . import lora, prompting
+    from .checkpoints import load_llm, load_tokenizer
+    from .models import SequenceClassifier
+    from .training import parameter_report, set_seed, train_classifier
+
+    model, family, seed, rate = job["model"], job["family"], job["seed"], job["learning_rate"]
+    settings = job["settings"]
+    sentiment = data.load_sentiment()
+    validation = data.sample_split(sentiment.validation, settings["validation_size"], seed=0)
+    test = sentiment.test if settings["test_size"] is None else data.sample_split(sentiment.test,
+                                                                                   settings["test_size"], seed=0)
+    train = data.sample_split(sentiment.train, settings["train_size"], seed=seed)
+    tokenizer = load_tokenizer(model, download=job["download"])
+    language_model = load_llm(model, download=job["download"])
+    max_length, batch_size = settings["max_length"], settings["batch_size"]
+    common = dict(max_length=max_length, batch_size=batch_size, epochs=settings["epochs"],
+                  patience=settings["patience"], learning_rate=rate, seed=seed)
+
+    if family == "只训练分类头":
+        set_seed(seed)
+        classifier = SequenceClassifier(language_model, num_labels=2)
+        classifier.backbone.trainable = False
+        fit = train_classifier(classifier, tokenizer, train, validation, **common)
+        scores = {name: prompting.evaluate_probabilities(
+            split.labels, prompting._classifier_probabilities(classifier, tokenizer, split, max_length, batch_size))
+            for name, split in (("validation", validation), ("test", test))}
+        result = dict(fit, trainable_params=parameter_report(classifier).trainable, **scores)
+    elif family == "全量微调":
+        result = prompting.train_classifier_baseline(language_model, tokenizer, train, validation, test_split=test,
+                                                     **common)
+    else:
+        result = lora.train_lora_classifier(language_model, tokenizer, train, validation, test_split=test,
+                                            targets=tuple(job["targets"]), rank=job["rank"], alpha=settings["alpha"],
+                                            **common)
+        result["adapter_bytes"] = lora.adapter_size_bytes(result["model"])
+
+    return {"model": model, "method": job["label"], "family": family, "targets": list(job["targets"]),
+            "rank": job["rank"], "seed": seed, "learning_rate": rate, "best_epoch": result["best_epoch"],
+            "epochs_run": len(result["history"]["loss"]), "seconds": round(result["seconds"], 1),
+            "trainable_params": result["trainable_params"], "adapter_bytes": result.get("adapter_bytes"),
+            "validation": result["validation"], "test": result["test"]}
+
+
+def _run_jobs(jobs: list[dict], workers: int, log) -> list[dict]:
+    """Run `_lora_run` on every job, in this process or in `workers` fresh processes, keeping the job order."""
+    def report(record):
+        log(f"{record['method']} seed={record['seed']} lr={record['learning_rate']:g}: "
+            f"验证 {record['validation']['accuracy']:.3f}，测试 {record['test']['accuracy']:.3f}，"
+            f"可训练 {record['trainable_params']:,}，{record['seconds']:.0f} 秒")
+
+    if workers == 1:
+        records = []
+        for job in jobs:
+            records.append(_lora_run(job))
+            report(records[-1])
+        return records
+
+    import concurrent.futures
+    import multiprocessing
+
+    # "spawn" starts clean interpreters, because forking a process whose TensorFlow runtime already runs
+    # threads can leave the child with locks that no thread will release.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_lora_run, job) for job in jobs]
+        for future in concurrent.futures.as_completed(futures):
+            report(future.result())
+        return [future.result() for future in futures]
+
+
 def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size: int = 2000,
                     validation_size: int = 512, test_size: int | None = None, configs=LORA_CONFIGS,
                     learning_rate_grids: dict | None = None, alpha: float = 16, epochs: int = 6, patience: int = 2,
-                    max_length: int = 64, batch_size: int = 32, download: bool = False, log=print) -> dict:
+                    max_length: int = 64, batch_size: int = 32, workers: int = 1, download: bool = False,
+                    log=print) -> dict:
     """Compare LoRA settings with training only the head and with full fine-tuning on the sentiment task.
 
     Every method trains on the same `data.sample_split(train, train_size, seed)` for each seed
@@ -437,95 +515,61 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
     `learning_rate_grids` by validation accuracy with the first seed and the first LoRA setting
     that uses Wq and Wv at rank 8 (or the first setting), and all LoRA settings share it.
     Results include trainable parameters, the adapter size in bytes, seconds and test metrics.
+    With `workers` > 1 the runs of each phase (learning-rate choice, then the rest) are spread
+    over that many processes. Each run sets its own seed and rebuilds its data sample, so the
+    process that runs it does not change its data or initialisation.
     """
-    from . import lora, prompting
-    from .checkpoints import load_llm, load_tokenizer
-    from .models import SequenceClassifier
-    from .training import parameter_report, set_seed, train_classifier
-
     seeds = _check_int_list("seeds", seeds, 0)
+    (workers,) = _check_int_list("workers", [workers], 1)
     grids = dict(LORA_LEARNING_RATE_GRIDS, **(learning_rate_grids or {}))
     configs = [(label, tuple(targets), int(rank)) for label, targets, rank in configs]
     if not configs:
         raise ValueError("configs 为空；请至少给出一个 (名称, 目标层, rank) 设置。")
     sentiment = data.load_sentiment()
-    validation = data.sample_split(sentiment.validation, validation_size, seed=0)
     test = sentiment.test if test_size is None else data.sample_split(sentiment.test, test_size, seed=0)
-    tokenizer = load_tokenizer(model, download=download)
     started = datetime.datetime.now(datetime.timezone.utc)
-    common = dict(test_split=test, max_length=max_length, batch_size=batch_size, epochs=epochs, patience=patience)
+    settings = {"train_size": train_size, "validation_size": validation_size, "test_size": test_size, "alpha": alpha,
+                "epochs": epochs, "patience": patience, "max_length": max_length, "batch_size": batch_size}
 
-    def head_only(train, seed, learning_rate):
-        set_seed(seed)
-        classifier = SequenceClassifier(load_llm(model, download=download), num_labels=2)
-        classifier.backbone.trainable = False
-        result = train_classifier(classifier, tokenizer, train, validation, max_length=max_length,
-                                  batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-                                  patience=patience, seed=seed)
-        probabilities = prompting._classifier_probabilities(classifier, tokenizer, test, max_length, batch_size)
-        val_probabilities = prompting._classifier_probabilities(classifier, tokenizer, validation, max_length,
-                                                                batch_size)
-        return {"method": "只训练分类头", "model": classifier, "history": result["history"],
-                "best_epoch": result["best_epoch"], "trainable_params": parameter_report(classifier).trainable,
-                "seconds": result["seconds"],
-                "validation": prompting.evaluate_probabilities(validation.labels, val_probabilities),
-                "test": prompting.evaluate_probabilities(test.labels, probabilities)}
-
-    def full(train, seed, learning_rate):
-        result = prompting.train_classifier_baseline(load_llm(model, download=download), tokenizer, train,
-                                                     validation, learning_rate=learning_rate, seed=seed, **common)
-        return dict(result, method="全量微调")
-
-    def with_lora(train, seed, learning_rate, targets, rank):
-        result = lora.train_lora_classifier(load_llm(model, download=download), tokenizer, train, validation,
-                                            targets=targets, rank=rank, alpha=alpha, learning_rate=learning_rate,
-                                            seed=seed, **common)
-        return dict(result, adapter_bytes=lora.adapter_size_bytes(result["model"]))
-
-    runs, chosen = [], {}
-
-    def record(result, seed, learning_rate, label, targets=(), rank=0):
-        runs.append({"model": model, "method": label, "family": result["method"] if not targets else "LoRA",
-                     "targets": list(targets), "rank": rank, "seed": seed, "learning_rate": learning_rate,
-                     "best_epoch": result["best_epoch"], "epochs_run": len(result["history"]["loss"]),
-                     "seconds": round(result["seconds"], 1), "trainable_params": result["trainable_params"],
-                     "adapter_bytes": result.get("adapter_bytes"), "validation": result["validation"],
-                     "test": result["test"]})
-        log(f"{label} seed={seed} lr={learning_rate:g}: 验证 {result['validation']['accuracy']:.3f}，"
-            f"测试 {result['test']['accuracy']:.3f}，可训练 {result['trainable_params']:,}，{result['seconds']:.0f} 秒")
+    def job(family, seed, rate, label=None, targets=(), rank=0):
+        return {"model": model, "family": family, "label": label or family, "targets": list(targets), "rank": rank,
+                "seed": seed, "learning_rate": float(rate), "download": download, "settings": settings}
 
     first_seed = seeds[0]
-    first_train = data.sample_split(sentiment.train, train_size, seed=first_seed)
     tuning_label, tuning_targets, tuning_rank = next((c for c in configs if c[1] == ("query", "value") and c[2] == 8),
                                                      configs[0])
-    trainers = {
-        "只训练分类头": lambda train, seed, rate: head_only(train, seed, rate),
-        "全量微调": lambda train, seed, rate: full(train, seed, rate),
-        "LoRA": lambda train, seed, rate: with_lora(train, seed, rate, tuning_targets, tuning_rank),
-    }
-    first_results = {}
-    for family, trainer in trainers.items():
-        candidates = {float(rate): trainer(first_train, first_seed, float(rate)) for rate in grids[family]}
+    tuning_jobs = {}
+    for family in ("只训练分类头", "全量微调", "LoRA"):
+        for rate in grids[family]:
+            if family == "LoRA":
+                tuning_jobs[family, float(rate)] = job(family, first_seed, rate, tuning_label, tuning_targets,
+                                                       tuning_rank)
+            else:
+                tuning_jobs[family, float(rate)] = job(family, first_seed, rate)
+    tuned = dict(zip(tuning_jobs, _run_jobs(list(tuning_jobs.values()), workers, log)))
+    chosen, reused = {}, {}
+    for family in ("只训练分类头", "全量微调", "LoRA"):
+        candidates = {rate: record for (name, rate), record in tuned.items() if name == family}
         best = max(candidates, key=lambda rate: candidates[rate]["validation"]["accuracy"])
-        chosen[family] = {"candidates": {f"{rate:g}": result["validation"]["accuracy"]
-                                         for rate, result in candidates.items()}, "chosen": best}
-        first_results[family] = candidates[best]
+        chosen[family] = {"candidates": {f"{rate:g}": record["validation"]["accuracy"]
+                                         for rate, record in candidates.items()}, "chosen": best}
+        reused[family] = candidates[best]
         log(f"{family} 的学习率在 {list(grids[family])} 中选 {best:g}")
 
+    planned = []  # (record already made, or None) and the job for it, in the order of the saved runs
     for seed in seeds:
-        train = first_train if seed == first_seed else data.sample_split(sentiment.train, train_size, seed=seed)
         for family in ("只训练分类头", "全量微调"):
-            rate = chosen[family]["chosen"]
-            result = first_results[family] if seed == first_seed else trainers[family](train, seed, rate)
-            record(result, seed, rate, family)
-        rate = chosen["LoRA"]["chosen"]
+            done = reused[family] if seed == first_seed else None
+            planned.append((done, job(family, seed, chosen[family]["chosen"])))
         for label, targets, rank in configs:
+            done = None
             if seed == first_seed and (targets, rank) == (tuning_targets, tuning_rank):
-                result = first_results["LoRA"]
-            else:
-                result = with_lora(train, seed, rate, targets, rank)
-            record(result, seed, rate, label, targets, rank)
+                done = dict(reused["LoRA"], method=label)
+            planned.append((done, job("LoRA", seed, chosen["LoRA"]["chosen"], label, targets, rank)))
+    fresh = iter(_run_jobs([task for done, task in planned if done is None], workers, log))
+    runs = [done if done is not None else next(fresh) for done, _ in planned]
 
+    first_train = data.sample_split(sentiment.train, train_size, seed=first_seed)
     full_bayes = data.train_naive_bayes(sentiment.train.texts, sentiment.train.labels)
     small_bayes = data.train_naive_bayes(first_train.texts, first_train.labels)
     return {
@@ -536,7 +580,7 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
         "machine": machine_description(),
         "settings": {"models": [model], "seeds": seeds, "train_size": train_size, "validation_size": validation_size,
                      "test_size": len(test), "alpha": alpha, "epochs": epochs, "patience": patience,
-                     "max_length": max_length, "batch_size": batch_size,
+                     "max_length": max_length, "batch_size": batch_size, "workers": workers,
                      "configs": [[label, list(targets), rank] for label, targets, rank in configs],
                      "learning_rates": chosen},
         "references": [

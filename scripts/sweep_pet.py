@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--validation-size", type=int, default=256,
                         help="validation reviews used for early stopping and learning-rate choice")
     parser.add_argument("--test-size", type=int, default=None, help="score on a fixed sample of the test split")
-    parser.add_argument("--epochs", type=int, default=15, help="most epochs per run (early stopping ends most runs sooner)")
+    parser.add_argument("--epochs", type=int, default=15, help="maximum epochs per run (early stopping usually ends a run sooner)")
     parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--validation-size", type=int, default=256,
                         help="validation reviews used for early stopping and learning-rate choice")
     parser.add_argument("--test-size", type=int, default=None, help="score on a fixed sample of the test split")
-    parser.add_argument("--epochs", type=int, default=20, help="most epochs per run (early stopping ends most runs sooner)")
+    parser.add_argument("--epochs", type=int, default=20, help="maximum epochs per run (early stopping usually ends a run sooner)")
     parser.add_argument("--frozen-learning-rates", nargs="+", type=float,
                         default=list(sweeps.FROZEN_LEARNING_RATE_GRID),
                         help="candidates for the frozen-backbone learning rate, picked on validation")

@@ -161,7 +161,7 @@ def test_sweep_lora_script_reduced_setting(tmp_path):
     output = tmp_path / "lora.json"
     command = [sys.executable, str(ROOT / "scripts" / "sweep_lora.py"), "--seeds", "0", "--train-size", "32",
                "--validation-size", "32", "--test-size", "64", "--epochs", "1", "--configs", "2", "--one-rate",
-               "--output", str(output)]
+               "--workers", "2", "--output", str(output)]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     results = json.loads(output.read_text(encoding="utf-8"))
 
@@ -173,3 +173,4 @@ def test_sweep_lora_script_reduced_setting(tmp_path):
     assert rank2["adapter_bytes"] == 4 * rank2["trainable_params"]
     assert full["trainable_params"] > 100 * rank2["trainable_params"]
     assert set(results["settings"]["learning_rates"]) == {"LoRA", "只训练分类头", "全量微调"}
+    assert results["settings"]["workers"] == 2
