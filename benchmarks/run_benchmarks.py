@@ -94,7 +94,10 @@ def render(results: dict) -> str:
     if results.get("sweeps"):
         lines += ["", "| sweep (script) | runs | wall time (min) | machine | date |", "|---|---|---|---|---|"]
         for name, row in sorted(results["sweeps"].items()):
-            lines.append(f"| `{name}` | {row['runs']} | {row['minutes']:.0f} | {row['machine']} | {row['date']} |")
+            minutes = f"{row['minutes']:.0f}"
+            if row.get("runs_from_log"):
+                minutes += f" (last process only; {row['runs_from_log']} runs came from an earlier process)"
+            lines.append(f"| `{name}` | {row['runs']} | {minutes} | {row['machine']} | {row['date']} |")
     lines += ["", END]
     return "\n".join(lines)
 
@@ -114,7 +117,8 @@ def sweep_times() -> dict:
             machine_info = info["machine"]
             times[script] = {"runs": len(info["runs"]), "minutes": info["minutes"], "date": info["created"][:10],
                              "machine": f"{machine_info['cpu']}, {machine_info['cores']} cores, "
-                                        f"TensorFlow {machine_info['tensorflow']}"}
+                                        f"TensorFlow {machine_info['tensorflow']}",
+                             "runs_from_log": info.get("runs_from_log", 0)}
     return times
 
 

@@ -476,19 +476,54 @@ def _lora_run(job: dict) -> dict:
             "validation": result["validation"], "test": result["test"]}
 
 
-def _run_jobs(jobs: list[dict], workers: int, log) -> list[dict]:
-    """Run `_lora_run` on every job, in this process or in `workers` fresh processes, keeping the job order."""
-    def report(record):
+def _job_key(job: dict) -> str:
+    """Identify a job by everything that decides its result, so a finished run can be found again."""
+    identity = {key: job[key] for key in ("model", "family", "label", "targets", "rank", "seed", "learning_rate",
+                                          "settings")}
+    return json.dumps(identity, sort_keys=True, ensure_ascii=False)
+
+
+def _read_run_log(path: Path | None) -> dict:
+    """Read the finished runs of an interrupted sweep: one JSON object per line, {"key": ..., "record": ...}."""
+    if path is None or not path.is_file():
+        return {}
+    finished = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # A killed process can leave its last line cut off, and that run is trained again.
+        finished[entry["key"]] = entry["record"]
+    return finished
+
+
+def _run_jobs(jobs: list[dict], workers: int, log, run_log: Path | None = None) -> list[dict]:
+    """Run `_lora_run` on every job, in this process or in `workers` fresh processes, keeping the job order.
+
+    With `run_log`, each finished run is appended to that file at once, and jobs already
+    recorded there are not trained again, so a sweep stopped halfway resumes where it stopped.
+    """
+    finished = _read_run_log(run_log)
+
+    def report(job, record):
         log(f"{record['method']} seed={record['seed']} lr={record['learning_rate']:g}: "
             f"验证 {record['validation']['accuracy']:.3f}，测试 {record['test']['accuracy']:.3f}，"
             f"可训练 {record['trainable_params']:,}，{record['seconds']:.0f} 秒")
+        if run_log is not None:
+            run_log.parent.mkdir(parents=True, exist_ok=True)
+            with run_log.open("a", encoding="utf-8") as file:
+                file.write(json.dumps({"key": _job_key(job), "record": record}, ensure_ascii=False) + "\n")
+
+    records = {index: finished[_job_key(job)] for index, job in enumerate(jobs) if _job_key(job) in finished}
+    if records:
+        log(f"从 {run_log} 读到 {len(records)} 次已完成的训练，跳过它们")
+    pending = [index for index in range(len(jobs)) if index not in records]
 
     if workers == 1:
-        records = []
-        for job in jobs:
-            records.append(_lora_run(job))
-            report(records[-1])
-        return records
+        for index in pending:
+            records[index] = _lora_run(jobs[index])
+            report(jobs[index], records[index])
+        return [records[index] for index in range(len(jobs))]
 
     import concurrent.futures
     import multiprocessing
@@ -497,17 +532,19 @@ def _run_jobs(jobs: list[dict], workers: int, log) -> list[dict]:
     # threads can leave the child with locks that no thread will release.
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_lora_run, job) for job in jobs]
+        futures = {pool.submit(_lora_run, jobs[index]): index for index in pending}
         for future in concurrent.futures.as_completed(futures):
-            report(future.result())
-        return [future.result() for future in futures]
+            index = futures[future]
+            records[index] = future.result()
+            report(jobs[index], records[index])
+    return [records[index] for index in range(len(jobs))]
 
 
 def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size: int = 2000,
                     validation_size: int = 512, test_size: int | None = None, configs=LORA_CONFIGS,
                     learning_rate_grids: dict | None = None, alpha: float = 16, epochs: int = 6, patience: int = 2,
-                    max_length: int = 64, batch_size: int = 32, workers: int = 1, download: bool = False,
-                    log=print) -> dict:
+                    max_length: int = 64, batch_size: int = 32, workers: int = 1, run_log=None,
+                    download: bool = False, log=print) -> dict:
     """Compare LoRA settings with training only the head and with full fine-tuning on the sentiment task.
 
     Every method trains on the same `data.sample_split(train, train_size, seed)` for each seed
@@ -517,7 +554,8 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
     Results include trainable parameters, the adapter size in bytes, seconds and test metrics.
     With `workers` > 1 the runs of each phase (learning-rate choice, then the rest) are spread
     over that many processes. Each run sets its own seed and rebuilds its data sample, so the
-    process that runs it does not change its data or initialisation.
+    process that runs it does not change its data or initialisation. With `run_log` (a path),
+    finished runs are appended there as they end and reused when the same sweep runs again.
     """
     seeds = _check_int_list("seeds", seeds, 0)
     (workers,) = _check_int_list("workers", [workers], 1)
@@ -546,7 +584,9 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
                                                        tuning_rank)
             else:
                 tuning_jobs[family, float(rate)] = job(family, first_seed, rate)
-    tuned = dict(zip(tuning_jobs, _run_jobs(list(tuning_jobs.values()), workers, log)))
+    run_log = None if run_log is None else Path(run_log)
+    logged_before = len(_read_run_log(run_log))
+    tuned = dict(zip(tuning_jobs, _run_jobs(list(tuning_jobs.values()), workers, log, run_log)))
     chosen, reused = {}, {}
     for family in ("只训练分类头", "全量微调", "LoRA"):
         candidates = {rate: record for (name, rate), record in tuned.items() if name == family}
@@ -566,7 +606,7 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
             if seed == first_seed and (targets, rank) == (tuning_targets, tuning_rank):
                 done = dict(reused["LoRA"], method=label)
             planned.append((done, job("LoRA", seed, chosen["LoRA"]["chosen"], label, targets, rank)))
-    fresh = iter(_run_jobs([task for done, task in planned if done is None], workers, log))
+    fresh = iter(_run_jobs([task for done, task in planned if done is None], workers, log, run_log))
     runs = [done if done is not None else next(fresh) for done, _ in planned]
 
     first_train = data.sample_split(sentiment.train, train_size, seed=first_seed)
@@ -575,6 +615,8 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
     return {
         "experiment": "lora_comparison",
         "created": started.isoformat(timespec="seconds"),
+        # `minutes` covers this process only. Runs taken from an earlier, interrupted process's run log are counted here.
+        "runs_from_log": logged_before,
         "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
         "machine": machine_description(),

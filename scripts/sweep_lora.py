@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     parser.add_argument("--one-rate", action="store_true", help="try only the first learning rate of each grid")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes that train runs side by side; 2 uses both cores of a 2-core machine")
+    parser.add_argument("--run-log", type=Path, default=None,
+                        help="file that records each finished run; rerunning with it skips those runs "
+                             "(default: the output path with .runs.jsonl)")
     parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -46,19 +49,20 @@ def main(argv=None) -> int:
     if args.output.exists() and not args.overwrite:
         parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
 
+    run_log = args.run_log or args.output.with_suffix(".runs.jsonl")
     configs = sweeps.LORA_CONFIGS[: args.configs] if args.configs else sweeps.LORA_CONFIGS
     grids = {family: rates[:1] for family, rates in sweeps.LORA_LEARNING_RATE_GRIDS.items()} if args.one_rate else None
     try:
         results = sweeps.lora_comparison(args.model, args.seeds, train_size=args.train_size,
                                          validation_size=args.validation_size, test_size=args.test_size,
                                          configs=configs, learning_rate_grids=grids, epochs=args.epochs,
-                                         workers=args.workers,
+                                         workers=args.workers, run_log=run_log,
                                          download=args.download, log=lambda line: print(line, flush=True))
     except (ValueError, TypeError, FileNotFoundError) as error:
         # A bad argument (for example --seeds -1) gets a one-line message instead of a traceback.
         parser.error(str(error))
     path = sweeps.save_results(results, args.output, overwrite=args.overwrite)
-    print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min)")
+    print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min); finished runs are also in {run_log}")
     return 0
 
 

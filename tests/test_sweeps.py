@@ -56,7 +56,7 @@ def test_load_results_missing_file(tmp_path):
         sweeps.load_results(tmp_path / "none.json")
 
 
-def test_load_results_names_directory_and_bad_files(tmp_path):
+def test_load_results_rejects_bad_paths(tmp_path):
     with pytest.raises(IsADirectoryError, match="是一个目录"):
         sweeps.load_results(tmp_path)
     broken = tmp_path / "broken.json"
@@ -69,7 +69,7 @@ def test_load_results_names_directory_and_bad_files(tmp_path):
         sweeps.load_results(other)
 
 
-def test_sweep_script_reports_bad_argument_without_traceback(tmp_path):
+def test_sweep_script_bad_argument_message(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "sweep_pet.py"), "--ks", "1", "--output", "out.json"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
@@ -174,3 +174,15 @@ def test_sweep_lora_script_reduced_setting(tmp_path):
     assert full["trainable_params"] > 100 * rank2["trainable_params"]
     assert set(results["settings"]["learning_rates"]) == {"LoRA", "只训练分类头", "全量微调"}
     assert results["settings"]["workers"] == 2
+
+    # Every finished run was logged as it ended: 3 learning-rate runs, then the one LoRA run not reused.
+    run_log = tmp_path / "lora.runs.jsonl"
+    assert len(run_log.read_text(encoding="utf-8").splitlines()) == 4
+    assert results["runs_from_log"] == 0
+    # A second invocation finds every run in the log and trains nothing.
+    again = subprocess.run([*command, "--overwrite"], check=True, capture_output=True, text=True, cwd=tmp_path)
+    assert "读到 3 次已完成的训练" in again.stdout
+    assert "读到 1 次已完成的训练" in again.stdout
+    resumed = json.loads(output.read_text(encoding="utf-8"))
+    assert resumed["runs_from_log"] == 4
+    assert resumed["runs"] == results["runs"]
