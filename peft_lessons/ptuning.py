@@ -478,8 +478,28 @@ def template_summary(language_model, tokenizer, text: str, template, reparameter
 # ---------------------------------------------------------------------------
 
 
-def label_probabilities(model: PTuningModel, tokenizer, texts, max_length: int = 64, batch_size: int = 32) -> np.ndarray:
-    """Return the label probabilities `[N, L]` of a P-Tuning model: the softmax over its label logits."""
+def _scoring_function(model: PTuningModel):
+    """Return a graph-compiled forward pass of `model`, traced once per model and batch shape.
+
+    Scoring eagerly costs a Python pass through the LSTM encoder and the backbone per batch,
+    which made scoring the 1,736 test reviews take about 30 s on 2 CPU cores. The function
+    reads the model's variables, so it stays correct while training changes them.
+    """
+    import tensorflow as tf
+
+    function = getattr(model, "_label_logits_function", None)
+    if function is None:
+        function = tf.function(lambda batch: model(batch, training=False))
+        model._label_logits_function = function
+    return function
+
+
+def label_probabilities(model: PTuningModel, tokenizer, texts, max_length: int = 64, batch_size: int = 64) -> np.ndarray:
+    """Return the label probabilities `[N, L]` of a P-Tuning model: the softmax over its label logits.
+
+    The texts go through a compiled forward pass in batches of `batch_size`. The last batch is
+    padded with copies of its last row, so every call has the same shape and is traced once.
+    """
     if not isinstance(model, PTuningModel):
         raise TypeError(f"需要 PTuningModel，收到 {type(model).__name__}；请传入 train_ptuning(...)['model']。")
     _check_verbalizer(model.verbalizer, tokenizer)
@@ -487,10 +507,15 @@ def label_probabilities(model: PTuningModel, tokenizer, texts, max_length: int =
     features = encode_ptuning(tokenizer, texts, model.template, model.model_type, max_length)
     _check_max_length_for_model(features["input_ids"].shape[1], model.language_model)
 
+    forward = _scoring_function(model)
     logits = []
     for start in range(0, len(features["input_ids"]), batch_size):
         batch = {key: value[start:start + batch_size] for key, value in features.items()}
-        logits.append(np.asarray(model(batch, training=False), dtype=np.float64))
+        count = len(batch["input_ids"])
+        if count < batch_size:
+            batch = {key: np.concatenate([value, np.repeat(value[-1:], batch_size - count, axis=0)])
+                     for key, value in batch.items()}
+        logits.append(np.asarray(forward(batch), dtype=np.float64)[:count])
     logits = np.concatenate(logits)
     return _normalize(np.exp(logits - logits.max(axis=1, keepdims=True)))
 
@@ -552,7 +577,8 @@ def train_ptuning(model_name_or_model, tokenizer, template, verbalizer: Verbaliz
                                       patience=patience, jit_compile=jit_compile, verbose=verbose)
 
     def metrics(split):
-        probabilities = label_probabilities(model, tokenizer, split.texts, max_length, batch_size)
+        # Scoring needs no gradients, so it uses larger batches than training.
+        probabilities = label_probabilities(model, tokenizer, split.texts, max_length, max(batch_size, 64))
         return evaluate_probabilities(split.labels, probabilities)
 
     return {
