@@ -558,7 +558,8 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
     finished runs are appended there as they end and reused when the same sweep runs again.
     """
     seeds = _check_int_list("seeds", seeds, 0)
-    (workers,) = _check_int_list("workers", [workers], 1)
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ValueError(f"workers 必须是不小于 1 的整数（同时训练的进程数），收到 {workers!r}；2 核机器上用 2。")
     grids = dict(LORA_LEARNING_RATE_GRIDS, **(learning_rate_grids or {}))
     configs = [(label, tuple(targets), int(rank)) for label, targets, rank in configs]
     if not configs:

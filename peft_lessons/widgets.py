@@ -59,6 +59,10 @@ class PTuningTemplatePanel:
     def __init__(self, models: dict, text: str, max_length: int = 64, max_tokens: int = 10):
         if not isinstance(models, dict) or not models:
             raise TypeError(f"models 需要非空字典 {{显示名: (语言模型, 分词器)}}，收到 {models!r}。")
+        for name, pair in models.items():
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise TypeError(f"models[{name!r}] 需要 (语言模型, 分词器) 二元组，收到 {type(pair).__name__}；"
+                                f"例如 {{{name!r}: (load_llm('tiny-gpt-zh'), load_tokenizer('tiny-gpt-zh'))}}。")
         self.models = models
         self.text = text
         self.max_length = max_length

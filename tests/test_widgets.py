@@ -121,3 +121,9 @@ def test_rank_panel_shows_errors(models):
     panel.targets["query"].value = True
     panel.rank.value = 300
     assert "rank 必须是 1 到 min(d_in, d_out)=256" in panel.output.value
+
+
+def test_panel_rejects_model_without_tokenizer(models):
+    gpt, _ = models["GPT"]
+    with pytest.raises(TypeError, match="二元组"):
+        PTuningTemplatePanel({"GPT": gpt}, REVIEW)
