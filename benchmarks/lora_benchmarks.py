@@ -46,16 +46,16 @@ def measure_latency(model_name: str, rank: int, repeats: int) -> dict:
     from peft_lessons.models import SequenceClassifier
 
     tokenizer = load_tokenizer(model_name)
-    one = _inputs(tokenizer, 1, 64)
+    single_review = _inputs(tokenizer, 1, 64)
 
     def median_ms(model):
         forward = tf.function(lambda inputs: model(inputs, training=False), jit_compile=True)
         for _ in range(5):
-            forward(one)
+            forward(single_review)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            np.asarray(forward(one))
+            np.asarray(forward(single_review))
             times.append(time.perf_counter() - start)
         return 1000 * float(np.median(times))
 

@@ -28,7 +28,7 @@ def _token_html(token: str, kind: str) -> str:
 def render_template_summary(summary: dict, model_name: str) -> str:
     """Render `ptuning.template_summary(...)` as HTML: the coloured input layout, the encoder shape and the counts."""
     tokens = "".join(_token_html(token, kind) for token, kind in summary["layout"])
-    # Only the kinds this layout uses: a GPT-2 input has no [MASK], its answer is the next token.
+    # Only the kinds this layout uses. A GPT-2 input has no [MASK] because it predicts the label word as the next token.
     present = {kind for _, kind in summary["layout"]}
     legend = " ".join(_token_html(name, kind) for kind, name in KIND_NAMES.items()
                       if kind in present and kind != "sep")

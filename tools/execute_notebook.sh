@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Execute one notebook in place, as it is committed: outputs kept, stderr streams and widget state dropped.
 #   tools/execute_notebook.sh 02_p_tuning.ipynb
-# TensorFlow writes start-up logs to stderr that differ from machine to machine; they are removed so
+# TensorFlow writes start-up logs to stderr that differ from machine to machine. They are removed so
 # that the committed notebook shows only what the cells print.
 set -euo pipefail
 cd "$(dirname "$0")/../notebooks"
