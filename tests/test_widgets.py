@@ -48,7 +48,8 @@ def test_panel_redraws_gpt_layout(models):
     assert f"{summary['encoder_params']:,}" in panel.output.value
     assert f"{summary['encoder_percent']:.2f}%" in panel.output.value
     legend = panel.output.value.split("图例")[1]
-    assert "[MASK]" not in legend and "下一个 token" in legend
+    assert "[MASK]" not in legend
+    assert "下一个 token" in legend
 
 
 def test_panel_redraws_bert_and_reparameterization(models):

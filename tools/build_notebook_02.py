@@ -5,25 +5,14 @@ The set-up cell and the notebook metadata are taken from notebook 01 so that eve
 starts the same way.
 """
 
+import sys
 from pathlib import Path
 
-import nbformat
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
+from notebook_cells import ROOT, SETUP_SOURCE as setup_source, code, md, write_notebook  # noqa: E402
+
 TARGET = ROOT / "notebooks" / "02_p_tuning.ipynb"
-
-
-def md(text):
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text):
-    return nbformat.v4.new_code_cell(text.strip("\n"))
-
-
-reference = nbformat.read(ROOT / "notebooks" / "01_prompt_pet.ipynb", as_version=4)
-setup_source = next(cell.source for cell in reference.cells
-                    if cell.cell_type == "code" and "find_spec(\"peft_lessons\")" in cell.source)
 
 cells = [
     md(r"""
@@ -618,6 +607,4 @@ P-Tuning 只在输入层加提示，提示要穿过整个模型才能影响输�
 """),
 ]
 
-notebook = nbformat.v4.new_notebook(cells=cells, metadata=reference.metadata)
-nbformat.write(notebook, TARGET)
-print(f"wrote {TARGET.relative_to(ROOT)} with {len(cells)} cells")
+write_notebook(cells, TARGET)

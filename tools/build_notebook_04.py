@@ -8,25 +8,14 @@ NOTE: this builder is a draft. Its notebook has not been executed yet, because t
 it plots has not been run; expect to fix cells on the first execution.
 """
 
+import sys
 from pathlib import Path
 
-import nbformat
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
+from notebook_cells import ROOT, SETUP_SOURCE as setup_source, code, md, write_notebook  # noqa: E402
+
 TARGET = ROOT / "notebooks" / "04_lora.ipynb"
-
-
-def md(text):
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text):
-    return nbformat.v4.new_code_cell(text.strip("\n"))
-
-
-reference = nbformat.read(ROOT / "notebooks" / "01_prompt_pet.ipynb", as_version=4)
-setup_source = next(cell.source for cell in reference.cells
-                    if cell.cell_type == "code" and "find_spec(\"peft_lessons\")" in cell.source)
 
 cells = [
     md(r"""
@@ -260,12 +249,12 @@ print(f"LoRA r=8 {sweeps.compare_means(lora_row, head_row)}只训练分类头，
     code("""
 # NBVAL_IGNORE_OUTPUT
 probe = tokenizer.encode_batch(list(sentiment.test.texts[:64]), max_length=MAX_LENGTH)
-one = {key: value[:1] for key, value in probe.items()}
+single_review = {key: value[:1] for key, value in probe.items()}
 unmerged_logits = np.asarray(sentiment_model(probe, training=False))
 
 
 def latency_ms(model, repeats=50):
-    call = lambda: model(one, training=False)  # noqa: E731
+    call = lambda: model(single_review, training=False)  # noqa: E731
     for _ in range(5):
         call()
     times = []
@@ -411,6 +400,4 @@ print(f"四个矩阵各 r=2 明显高于单个矩阵 r=8 的设置：{wins if wi
 """),
 ]
 
-notebook = nbformat.v4.new_notebook(cells=cells, metadata=reference.metadata)
-nbformat.write(notebook, TARGET)
-print(f"wrote {TARGET.relative_to(ROOT)} with {len(cells)} cells")
+write_notebook(cells, TARGET)
