@@ -281,6 +281,28 @@ def prefix_summary(model, prompt_len: int, reparameterization: bool = False, bat
     }
 
 
+def prefix_attention_mask(model, prompt_len: int, length: int = 8, padding: int = 0) -> np.ndarray:
+    """Return the boolean attention mask `[T, P+T]` that layer 0 of `model` uses for one example.
+
+    Row t is query token t; the first P columns are the prefix positions, the other T the real
+    tokens. The last `padding` of the T tokens are padding (attention_mask 0). The mask comes
+    from the attention layer's own code, so it shows exactly what the model does: every real
+    token sees the whole prefix, padding is hidden, and a GPT-2 model keeps its causal mask
+    among the real tokens.
+    """
+    prompt_len = _check_prompt_len(prompt_len)
+    length = _check_positive_int("length", length)
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or not 0 <= padding < length:
+        raise ValueError(f"padding={padding!r} 无效：需要 0 到 length-1={length - 1} 之间的整数（至少留一个真实 token）。")
+    backbone = _backbone_of(model)
+    layers = getattr(backbone, "encoder_layers", None) or getattr(backbone, "blocks", None)
+    attention = layers[0].attention
+    real = np.array([[1] * (length - padding) + [0] * padding], dtype="int32")
+    mask = attention._attention_mask(ops.convert_to_tensor(real), 1, length, prompt_len)  # [1, 1, T, P+T] or [1, 1, 1, P+T]
+    mask = np.asarray(ops.convert_to_numpy(mask))[0, 0]
+    return np.broadcast_to(mask, (length, prompt_len + length)).copy()
+
+
 # ---------------------------------------------------------------------------
 # Models: frozen backbone, trainable prompts and head
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import html
 
 import ipywidgets as widgets
 
-from . import lora, ptuning
+from . import lora, ptuning, ptuning_v2
 
 # Background colours of the token kinds in the input layout.
 KIND_COLOURS = {"cls": "#d9d9d9", "sep": "#d9d9d9", "prompt": "#f4a582", "text": "#92c5de", "mask": "#b8e186"}
@@ -180,6 +180,101 @@ class LoRARankPanel:
             return
         shapes = lora.target_shapes(language_model.config)
         self.output.value = render_lora_summary(summary, name, shapes)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def render_mask_html(mask, prompt_len: int, padding: int, max_prefix_columns: int = 20) -> str:
+    """Draw a `[T, P+T]` attention mask as a grid: orange = may look at a prefix slot, blue = at a real token.
+
+    A long prefix is shortened to its first and last columns around one "…" column; the
+    hidden columns have the same pattern as the ones shown.
+    """
+    length = mask.shape[0]
+    columns = list(range(mask.shape[1]))
+    if prompt_len > max_prefix_columns:
+        half = max_prefix_columns // 2
+        columns = list(range(half)) + [None] + list(range(prompt_len - half, prompt_len + length))
+    names = [f"P{c}" if c is not None and c < prompt_len else
+             (f"t{c - prompt_len}" if c is not None else "…") for c in columns]
+    header = "".join(f"<th style='font-size:70%;padding:0 1px'>{name}</th>" for name in names)
+    rows = []
+    for t in range(length):
+        cells = []
+        for c in columns:
+            if c is None:
+                cells.append("<td style='text-align:center'>…</td>")
+                continue
+            colour = ("#f4a582" if c < prompt_len else "#92c5de") if mask[t, c] else "#eeeeee"
+            cells.append(f"<td style='background:{colour};width:14px;height:14px'></td>")
+        kind = "填充" if t >= length - padding else f"t{t}"
+        rows.append(f"<tr><th style='font-size:70%;padding:0 3px'>{kind}</th>{''.join(cells)}</tr>")
+    return (f"<table style='border-collapse:separate;border-spacing:1px'><tr><th></th>{header}</tr>"
+            f"{''.join(rows)}</table>")
+
+
+def render_prefix_summary(summary: dict, model_name: str, mask, prompt_len: int, padding: int) -> str:
+    """Render `ptuning_v2.prefix_summary(...)` and a layer's attention mask as HTML."""
+    shape_rows = "".join(
+        f"<tr><td style='padding:1px 8px'>{index}. {html.escape(name)}</td>"
+        f"<td style='padding:1px 8px;font-family:monospace'>[{', '.join(str(n) for n in shape)}]</td></tr>"
+        for index, (name, shape) in enumerate(summary["shapes"], start=1))
+    causal = "；GPT-2 的真实 token 之间仍是因果遮罩（只看自己和左边）" if mask[0, prompt_len + 1:].sum() == 0 else ""
+    return "\n".join([
+        f"<b>{html.escape(model_name)}：prompt_len = {prompt_len}</b><br>",
+        f"提示编码器参数：{summary['encoder_params']:,}，是骨干模型 {summary['backbone_params']:,} 个参数的 "
+        f"{summary['encoder_percent']:.3f}%<br>",
+        "<b>形状的变化</b>（batch = 1；最后一步有 2 × num_layers 个这样的张量）：",
+        f"<table>{shape_rows}</table>",
+        f"<b>一层的注意力遮罩</b>：行是查询的 token，列是可以被看的位置。橙色 = 前缀，蓝色 = 真实 token，"
+        f"灰色 = 看不到（最后 {padding} 个是填充）{causal}。",
+        render_mask_html(mask, prompt_len, padding),
+    ])
+
+
+class PrefixLengthPanel:
+    """A prompt_len slider and a reparameterization switch for P-Tuning v2.
+
+    `models` maps a display name to a loaded language model (or a classifier built on one).
+    Every change redraws, through `ptuning_v2.prefix_summary` and
+    `ptuning_v2.prefix_attention_mask`, the prompt encoder's size and its share of the
+    backbone, the tensor shape after each step from the encoder to one layer's key, and
+    one layer's attention mask for a short example with `padding` padded tokens.
+    """
+
+    def __init__(self, models: dict, max_prompt_len: int = 128, length: int = 8, padding: int = 2):
+        if not isinstance(models, dict) or not models:
+            raise TypeError(f"models 需要非空字典 {{显示名: 语言模型}}，收到 {models!r}。")
+        self.models = models
+        self.length = length
+        self.padding = padding
+        self.prompt_len = widgets.IntSlider(value=16, min=1, max=max_prompt_len, description="prompt_len")
+        self.reparameterization = widgets.Checkbox(value=False, description="重参数化（MLP）")
+        self.architecture = widgets.ToggleButtons(options=list(models), description="模型")
+        self.output = widgets.HTML()
+        for control in (self.prompt_len, self.reparameterization, self.architecture):
+            control.observe(self._redraw, names="value")
+        self.widget = widgets.VBox([
+            self.architecture,
+            widgets.HBox([self.prompt_len, self.reparameterization]),
+            self.output,
+        ])
+        self._redraw()
+
+    def _redraw(self, change=None) -> None:
+        name = self.architecture.value
+        model = self.models[name]
+        prompt_len = self.prompt_len.value
+        try:
+            summary = ptuning_v2.prefix_summary(model, prompt_len, self.reparameterization.value)
+            mask = ptuning_v2.prefix_attention_mask(model, prompt_len, self.length, self.padding)
+        except (TypeError, ValueError) as error:
+            self.output.value = f"<span style='color:#b2182b'>{html.escape(str(error))}</span>"
+            return
+        self.output.value = render_prefix_summary(summary, name, mask, prompt_len, self.padding)
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -585,3 +585,27 @@ def test_prefix_ner_on_bundled_bert():
     assert result["validation"]["overall"]["support"] == 9  # entities in the first four sentences
     for weight, value in zip(language_model.weights, before):
         np.testing.assert_array_equal(weight.numpy(), value, err_msg=weight.path)
+
+
+def test_prefix_attention_mask_matches_layer(small_tokenizer):
+    from peft_lessons.ptuning_v2 import prefix_attention_mask
+
+    for model_type in ("bert", "gpt2"):
+        model = fresh_language_model(small_tokenizer, model_type)
+        mask = prefix_attention_mask(model, prompt_len=2, length=4, padding=1)
+        assert mask.shape == (4, 6)
+        assert mask[:, :2].all()  # every query sees the prefix
+        assert not mask[:, 5].any()  # nobody sees the padded token
+        if model_type == "bert":
+            assert mask[:, 2:5].all()
+        else:
+            assert np.array_equal(mask[:, 2:5], np.tril(np.ones((4, 3), dtype=bool)))
+
+
+@pytest.mark.parametrize("length, padding", [(0, 0), (4, 4), (4, -1), (4, 1.5)])
+def test_prefix_attention_mask_rejects_bad_sizes(small_tokenizer, length, padding):
+    from peft_lessons.ptuning_v2 import prefix_attention_mask
+
+    model = fresh_language_model(small_tokenizer, "bert")
+    with pytest.raises(ValueError, match="length|padding"):
+        prefix_attention_mask(model, prompt_len=2, length=length, padding=padding)

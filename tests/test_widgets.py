@@ -128,3 +128,58 @@ def test_panel_rejects_model_without_tokenizer(models):
     gpt, _ = models["GPT"]
     with pytest.raises(TypeError, match="二元组"):
         PTuningTemplatePanel({"GPT": gpt}, REVIEW)
+
+
+# ---- P-Tuning v2 prompt_len panel ----
+
+def mask_cells(panel):
+    """The colours of the mask grid, one list per query row."""
+    table = panel.output.value.split("一层的注意力遮罩")[1]
+    return [re.findall(r"background:(#[0-9a-f]{6})", row) for row in table.split("<tr>")[2:]]
+
+
+def test_prefix_panel_redraws_counts_and_shapes(models):
+    from peft_lessons import ptuning_v2
+    from peft_lessons.widgets import PrefixLengthPanel
+
+    bert = models["BERT"][0]
+    panel = PrefixLengthPanel({"BERT": bert})
+    config = bert.config
+    for prompt_len, reparameterization in ((4, False), (64, True)):
+        panel.prompt_len.value = prompt_len
+        panel.reparameterization.value = reparameterization
+        expected = ptuning_v2.prompt_encoder_v2_params(prompt_len, config, reparameterization)
+        assert f"提示编码器参数：{expected:,}" in panel.output.value
+        width = 2 * config.num_layers * config.hidden_size
+        assert f"[{prompt_len}, {width}]" in panel.output.value
+        assert f"[{2 * config.num_layers}, 1, {prompt_len}, {config.num_heads}, {config.head_dim}]" in panel.output.value
+    assert ptuning_v2.prompt_encoder_v2_params(64, config, True) > ptuning_v2.prompt_encoder_v2_params(64, config, False)
+
+
+def test_prefix_panel_mask_shows_prefix_columns(models):
+    from peft_lessons.widgets import PrefixLengthPanel
+
+    panel = PrefixLengthPanel({"GPT": models["GPT"][0], "BERT": models["BERT"][0]}, length=6, padding=2)
+    panel.architecture.value = "BERT"
+    panel.prompt_len.value = 3
+    rows = mask_cells(panel)
+    assert len(rows) == 6
+    prefix, real = "#f4a582", "#92c5de"
+    # BERT: every query sees the 3 prefix slots and the 4 real tokens, never the 2 padded ones.
+    assert all(row == [prefix] * 3 + [real] * 4 + ["#eeeeee"] * 2 for row in rows)
+    panel.architecture.value = "GPT"
+    rows = mask_cells(panel)
+    # GPT-2: the prefix is visible to every token, the real tokens only up to the query itself.
+    assert rows[0] == [prefix] * 3 + [real] + ["#eeeeee"] * 5
+    assert rows[3] == [prefix] * 3 + [real] * 4 + ["#eeeeee"] * 2
+    assert "因果遮罩" in panel.output.value
+    panel.prompt_len.value = 100  # shortened to 20 prefix columns around one "…"
+    assert mask_cells(panel)[0][:20] == [prefix] * 20
+    assert ">P99<" in panel.output.value and ">P50<" not in panel.output.value
+
+
+def test_prefix_panel_rejects_empty_models():
+    from peft_lessons.widgets import PrefixLengthPanel
+
+    with pytest.raises(TypeError, match="models 需要非空字典"):
+        PrefixLengthPanel({})
