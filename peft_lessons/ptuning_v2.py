@@ -388,22 +388,22 @@ class PrefixTokenClassifier(_PrefixModel):
         super().__init__(model, prompt_len, num_labels, reparameterization, dropout, **kwargs)
 
 
-class InputPromptTokenClassifier(keras.Model):
-    """NER baseline in the style of P-Tuning v1: trainable prompt vectors at the input only, backbone frozen.
+class _InputPromptModel(keras.Model):
+    """A task head on a frozen backbone whose input gets P trainable prompt vectors after [CLS] (P-Tuning v1 style).
 
     The P prompt vectors from a `ptuning.PromptEncoder` are inserted after [CLS], so [CLS]
     keeps position 0 and character i moves from position i + 1 to i + 1 + P. The prompts take
-    real positions, so an input of T tokens needs T + P <= max_positions. The output drops
-    the prompt rows again, giving float32 logits `[B, T, num_labels]` aligned with the input
-    like `PrefixTokenClassifier`. The prompt encoder and the token-classification head train.
+    real positions, so an input of T tokens needs T + P <= max_positions. Only the prompt
+    encoder and the head train.
     """
 
-    def __init__(self, model, prompt_len: int, num_labels: int = len(data.NER_TAGS), reparameterization: str = "lstm",
+    head_class = None
+
+    def __init__(self, model, prompt_len: int, num_labels: int, reparameterization: str = "lstm",
                  dropout: float | None = None, **kwargs):
-        kwargs.setdefault("name", "input_prompt_token_classifier")
         super().__init__(**kwargs)
         prompt_len = _check_prompt_len(prompt_len)
-        self.task_model = TokenClassifier(model, num_labels=num_labels, dropout=dropout)
+        self.task_model = self.head_class(model, num_labels=num_labels, dropout=dropout)
         self.num_labels = num_labels
         config = self.task_model.backbone.config
         if prompt_len >= config.max_positions:
@@ -427,7 +427,8 @@ class InputPromptTokenClassifier(keras.Model):
     def prompt_len(self) -> int:
         return self.prompt_encoder.num_tokens
 
-    def call(self, inputs, training=None):
+    def task_logits(self, inputs, training=None):
+        """Run the backbone and head on the input with the prompts inserted; logits cover P+T positions."""
         prompt_len = self.prompt_len
         max_positions = self.backbone.config.max_positions
         length = inputs["input_ids"].shape[1]
@@ -453,11 +454,47 @@ class InputPromptTokenClassifier(keras.Model):
             "attention_mask": attention_mask,  # [B, P+T]
             "token_type_ids": ops.zeros_like(attention_mask),
         }
-        logits = self.task_model(backbone_inputs, training=training)  # [B, P+T, C]
-        return ops.concatenate([logits[:, :1], logits[:, 1 + prompt_len:]], axis=1)  # [B, T, C]
+        return self.task_model(backbone_inputs, training=training)
+
+    def call(self, inputs, training=None):
+        return self.task_logits(inputs, training=training)
 
 
-PROMPT_MODELS = (PrefixSequenceClassifier, PrefixTokenClassifier, InputPromptTokenClassifier)
+class InputPromptSequenceClassifier(_InputPromptModel):
+    """Sentence-classification baseline in the style of P-Tuning v1: prompts at the input only, backbone frozen.
+
+    Output: float32 logits `[B, num_labels]` from the pooled [CLS] vector, which stays at position 0.
+    """
+
+    head_class = SequenceClassifier
+
+    def __init__(self, model, prompt_len: int, num_labels: int = 2, reparameterization: str = "lstm",
+                 dropout: float | None = None, **kwargs):
+        kwargs.setdefault("name", "input_prompt_sequence_classifier")
+        super().__init__(model, prompt_len, num_labels, reparameterization, dropout, **kwargs)
+
+
+class InputPromptTokenClassifier(_InputPromptModel):
+    """NER baseline in the style of P-Tuning v1: trainable prompt vectors at the input only, backbone frozen.
+
+    The output drops the prompt rows again, giving float32 logits `[B, T, num_labels]` aligned
+    with the input like `PrefixTokenClassifier`.
+    """
+
+    head_class = TokenClassifier
+
+    def __init__(self, model, prompt_len: int, num_labels: int = len(data.NER_TAGS), reparameterization: str = "lstm",
+                 dropout: float | None = None, **kwargs):
+        kwargs.setdefault("name", "input_prompt_token_classifier")
+        super().__init__(model, prompt_len, num_labels, reparameterization, dropout, **kwargs)
+
+    def call(self, inputs, training=None):
+        logits = self.task_logits(inputs, training=training)  # [B, P+T, C]
+        return ops.concatenate([logits[:, :1], logits[:, 1 + self.prompt_len:]], axis=1)  # [B, T, C]
+
+
+PROMPT_MODELS = (PrefixSequenceClassifier, PrefixTokenClassifier, InputPromptSequenceClassifier,
+                 InputPromptTokenClassifier)
 
 
 def parameter_counts(model) -> dict:
@@ -469,7 +506,7 @@ def parameter_counts(model) -> dict:
     """
     if not isinstance(model, PROMPT_MODELS):
         raise TypeError(
-            f"需要 PrefixSequenceClassifier、PrefixTokenClassifier 或 InputPromptTokenClassifier，"
+            f"需要 PrefixSequenceClassifier、PrefixTokenClassifier、InputPromptSequenceClassifier 或 InputPromptTokenClassifier，"
             f"收到 {type(model).__name__}；完整微调的模型请用 training.parameter_report。"
         )
     encoder = count_params(model.prompt_encoder.weights)
@@ -696,6 +733,43 @@ def _classification_num_labels(num_labels, splits) -> int:
     return int(num_labels)
 
 
+def _train_classifier(method, build_model, model_name_or_model, tokenizer, train_split, validation_split, *,
+                      test_split, k, num_labels, max_length, batch_size, epochs, learning_rate, patience, seed,
+                      jit_compile, verbose) -> dict:
+    language_model, tokenizer = _resolve_model_and_tokenizer(model_name_or_model, tokenizer)
+    train_split = _few_shot_splits(train_split, validation_split, test_split, k, seed)
+    splits = [("train_split", train_split), ("validation_split", validation_split)]
+    if test_split is not None:
+        splits.append(("test_split", test_split))
+    num_labels = _classification_num_labels(num_labels, splits)
+    max_length = _check_max_length(max_length, tokenizer)
+    _check_max_length_for_model(max_length, language_model)
+    batch_size = _check_positive_int("batch_size", batch_size)
+
+    set_seed(seed)
+    model = build_model(language_model, num_labels)
+    train_ds = data.classification_dataset(tokenizer, train_split, max_length, batch_size, shuffle=True, seed=seed)
+    validation_ds = data.classification_dataset(tokenizer, validation_split, max_length, batch_size, shuffle=False)
+    fit = fit_with_early_stopping(model, train_ds, validation_ds, epochs=epochs, learning_rate=learning_rate,
+                                  patience=patience, jit_compile=jit_compile, verbose=verbose)
+
+    def metrics(split):
+        probabilities = _classifier_probabilities(model, tokenizer, split, max_length, batch_size)
+        return evaluate_probabilities(split.labels, probabilities)
+
+    return {
+        "method": method,
+        "model": model,
+        "history": fit["history"],
+        "best_epoch": fit["best_epoch"],
+        "train_size": len(train_split),
+        "trainable_params": parameter_report(model).trainable,
+        "seconds": fit["seconds"],
+        "validation": metrics(validation_split),
+        "test": metrics(test_split) if test_split is not None else None,
+    }
+
+
 def train_prefix_classifier(model_name_or_model, tokenizer, train_split, validation_split, *, test_split=None,
                             k: int | None = None, prompt_len: int = 16, reparameterization: bool = False,
                             num_labels: int | None = None, max_length: int = 64, batch_size: int = 16,
@@ -712,41 +786,56 @@ def train_prefix_classifier(model_name_or_model, tokenizer, train_split, validat
     PrefixSequenceClassifier, history, best epoch, training size, trainable parameter count,
     seconds, and metrics (`evaluate_probabilities`) on the validation and, if given, test split.
     """
-    language_model, tokenizer = _resolve_model_and_tokenizer(model_name_or_model, tokenizer)
-    train_split = _few_shot_splits(train_split, validation_split, test_split, k, seed)
-    splits = [("train_split", train_split), ("validation_split", validation_split)]
-    if test_split is not None:
-        splits.append(("test_split", test_split))
-    num_labels = _classification_num_labels(num_labels, splits)
     prompt_len = _check_prompt_len(prompt_len)
     _check_reparameterization(reparameterization)
-    max_length = _check_max_length(max_length, tokenizer)
-    _check_max_length_for_model(max_length, language_model)
-    batch_size = _check_positive_int("batch_size", batch_size)
     learning_rate = _check_learning_rate(learning_rate, PROMPT_LEARNING_RATE)
 
-    set_seed(seed)
-    model = PrefixSequenceClassifier(language_model, prompt_len, num_labels, reparameterization)
-    train_ds = data.classification_dataset(tokenizer, train_split, max_length, batch_size, shuffle=True, seed=seed)
-    validation_ds = data.classification_dataset(tokenizer, validation_split, max_length, batch_size, shuffle=False)
-    fit = fit_with_early_stopping(model, train_ds, validation_ds, epochs=epochs, learning_rate=learning_rate,
-                                  patience=patience, jit_compile=jit_compile, verbose=verbose)
+    def build(language_model, num_labels):
+        return PrefixSequenceClassifier(language_model, prompt_len, num_labels, reparameterization)
 
-    def metrics(split):
-        probabilities = _classifier_probabilities(model, tokenizer, split, max_length, batch_size)
-        return evaluate_probabilities(split.labels, probabilities)
+    return _train_classifier("P-Tuning v2", build, model_name_or_model, tokenizer, train_split, validation_split,
+                             test_split=test_split, k=k, num_labels=num_labels, max_length=max_length,
+                             batch_size=batch_size, epochs=epochs, learning_rate=learning_rate, patience=patience,
+                             seed=seed, jit_compile=jit_compile, verbose=verbose)
 
-    return {
-        "method": "P-Tuning v2",
-        "model": model,
-        "history": fit["history"],
-        "best_epoch": fit["best_epoch"],
-        "train_size": len(train_split),
-        "trainable_params": parameter_report(model).trainable,
-        "seconds": fit["seconds"],
-        "validation": metrics(validation_split),
-        "test": metrics(test_split) if test_split is not None else None,
-    }
+
+def train_input_prompt_classifier(model_name_or_model, tokenizer, train_split, validation_split, *, test_split=None,
+                                  k: int | None = None, prompt_len: int = 16, reparameterization: str = "lstm",
+                                  num_labels: int | None = None, max_length: int = 64, batch_size: int = 16,
+                                  epochs: int = 10, learning_rate: float | None = None, patience: int = 2,
+                                  seed: int = 0, jit_compile: bool = True, verbose: int = 0) -> dict:
+    """Train P-Tuning-v1-style input prompts and a classification head on a frozen backbone.
+
+    Takes the arguments of `train_prefix_classifier` and returns a dict with the same keys
+    (`method` is "输入层提示（P-Tuning v1 式）"). The prompts take real positions, so
+    `max_length + prompt_len` must not exceed the model's `max_positions`.
+    `reparameterization` is "lstm", "mlp" or "none", as in `ptuning.PromptEncoder`.
+    """
+    prompt_len = _check_prompt_len(prompt_len)
+    learning_rate = _check_learning_rate(learning_rate, PROMPT_LEARNING_RATE)
+    language_model, tokenizer = _resolve_model_and_tokenizer(model_name_or_model, tokenizer)
+    _check_input_prompt_room(max_length, prompt_len, language_model)
+
+    def build(language_model, num_labels):
+        return InputPromptSequenceClassifier(language_model, prompt_len, num_labels, reparameterization)
+
+    return _train_classifier("输入层提示（P-Tuning v1 式）", build, language_model, tokenizer, train_split,
+                             validation_split, test_split=test_split, k=k, num_labels=num_labels,
+                             max_length=max_length, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+                             patience=patience, seed=seed, jit_compile=jit_compile, verbose=verbose)
+
+
+def _check_input_prompt_room(max_length, prompt_len: int, language_model) -> int:
+    """Check that `max_length` real tokens and `prompt_len` input prompts fit in the model's positions."""
+    max_positions = language_model.config.max_positions
+    max_length = _check_positive_int("max_length", max_length)
+    if max_length + prompt_len > max_positions:
+        raise ValueError(
+            f"输入层提示占用位置：max_length={max_length} 加上 prompt_len={prompt_len} 超过了模型的 "
+            f"max_positions={max_positions}；请把 max_length 设为不超过 {max_positions - prompt_len} 的值，"
+            f"或减小 prompt_len。"
+        )
+    return max_length
 
 
 class EntityF1Callback(keras.callbacks.Callback):

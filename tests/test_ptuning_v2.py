@@ -12,6 +12,7 @@ from peft_lessons.models import TokenClassifier, build_language_model
 from peft_lessons.ptuning_v2 import (
     MAX_PROMPT_LEN,
     STEP_NAMES,
+    InputPromptSequenceClassifier,
     InputPromptTokenClassifier,
     PrefixSequenceClassifier,
     PrefixTokenClassifier,
@@ -25,6 +26,7 @@ from peft_lessons.ptuning_v2 import (
     prefixes_from_prompts,
     prompt_encoder_v2_params,
     train_full_ner,
+    train_input_prompt_classifier,
     train_input_prompt_ner,
     train_prefix_classifier,
     train_prefix_ner,
@@ -74,7 +76,7 @@ def char_features(tokenizer, texts, max_length):
 
 def fit_a_few_steps(model, tokenizer):
     texts = ["今天天气很好", "这本书写得很差", "我们去公园", "国家主席"]
-    if isinstance(model, PrefixSequenceClassifier):
+    if isinstance(model, (PrefixSequenceClassifier, InputPromptSequenceClassifier)):
         features = tokenizer.encode_batch(texts, max_length=12)
         labels = np.array([1, 0, 1, 0], dtype=np.int32)
     else:
@@ -274,6 +276,21 @@ def test_input_prompts_inserted_after_cls(small_tokenizer):
     np.testing.assert_allclose(logits, expected, atol=1e-5)
 
 
+def test_sequence_input_prompts_keep_cls_first(small_tokenizer):
+    model = InputPromptSequenceClassifier(fresh_language_model(small_tokenizer, "bert"), 3, reparameterization="none")
+    features = small_tokenizer.encode_batch(["今天天气很好", "很差"], max_length=10)
+    token_embeddings = np.asarray(model.backbone.embed_tokens(features["input_ids"]))
+    prompts = np.broadcast_to(np.asarray(model.prompt_encoder())[None], (2, 3, HIDDEN))
+    mask = features["attention_mask"]
+    expanded = {
+        "inputs_embeds": np.concatenate([token_embeddings[:, :1], prompts, token_embeddings[:, 1:]], axis=1),
+        "attention_mask": np.concatenate([mask[:, :1], np.ones((2, 3), np.int32), mask[:, 1:]], axis=1),
+    }
+    logits = np.asarray(model(features))
+    assert logits.shape == (2, 2)
+    np.testing.assert_allclose(logits, np.asarray(model.task_model(expanded)), atol=1e-5)
+
+
 # ---- training and parameter counts ----
 
 @pytest.mark.parametrize("build, model_type", [
@@ -282,7 +299,9 @@ def test_input_prompts_inserted_after_cls(small_tokenizer):
     (lambda lm: PrefixSequenceClassifier(lm, 3, reparameterization=True), "bert"),
     (lambda lm: PrefixSequenceClassifier(lm, 3), "gpt2"),
     (lambda lm: InputPromptTokenClassifier(lm, 3, reparameterization="mlp"), "bert"),
-], ids=["token-bert", "token-gpt2-mlp", "sequence-bert-mlp", "sequence-gpt2", "input-prompt-bert"])
+    (lambda lm: InputPromptSequenceClassifier(lm, 3, reparameterization="lstm"), "bert"),
+], ids=["token-bert", "token-gpt2-mlp", "sequence-bert-mlp", "sequence-gpt2", "input-prompt-bert",
+        "input-prompt-sequence-bert"])
 def test_training_changes_only_prompts_and_head(small_tokenizer, build, model_type):
     model = build(fresh_language_model(small_tokenizer, model_type))
     backbone_before = snapshot(model.backbone.weights)
@@ -329,6 +348,23 @@ def test_train_prefix_classifier_with_xla(small_tokenizer):
     assert result["test"].keys() == {"accuracy", "roc_auc", "label_shares"}
     for weight, value in zip(language_model.weights, before):
         np.testing.assert_array_equal(weight.numpy(), value, err_msg=weight.path)
+
+
+def test_train_input_prompt_classifier_result(small_tokenizer):
+    split = data.TextSplit(["很好", "今天天气很差", "不推荐购买", "今天天气很好"], [1, 0, 0, 1])
+    language_model = fresh_language_model(small_tokenizer, "bert", seed=1)
+    before = snapshot(language_model.weights)
+    result = train_input_prompt_classifier(language_model, small_tokenizer, split, split, test_split=split,
+                                           prompt_len=3, reparameterization="none", max_length=12, batch_size=4,
+                                           epochs=2)
+    assert result["method"] == "输入层提示（P-Tuning v1 式）"
+    assert isinstance(result["model"], InputPromptSequenceClassifier)
+    assert result["trainable_params"] == 3 * HIDDEN + (HIDDEN * 2 + 2)
+    assert len(result["history"]["loss"]) == 2
+    for weight, value in zip(language_model.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value, err_msg=weight.path)
+    with pytest.raises(ValueError, match=r"max_length=30 加上 prompt_len=4 超过了模型的 max_positions=32"):
+        train_input_prompt_classifier(language_model, small_tokenizer, split, split, prompt_len=4, max_length=30)
 
 
 def test_train_prefix_ner_result(small_tokenizer):
