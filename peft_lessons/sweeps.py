@@ -91,11 +91,15 @@ def summarize(runs: list[dict], by=("model", "method", "k"), metric: str = "accu
     """Group runs by the keys in `by` and return the mean, standard deviation and count of a metric.
 
     The standard deviation is the sample one (ddof=1), 0 for a single run. Groups keep the
-    order in which they first appear.
+    order in which they first appear. A dotted `metric` reads a nested value, for example
+    "overall.f1" for the entity F1 of an NER run.
     """
     groups: dict[tuple, list[float]] = {}
     for run in runs:
-        groups.setdefault(tuple(run[key] for key in by), []).append(float(run[split][metric]))
+        value = run[split]
+        for part in metric.split("."):
+            value = value[part]
+        groups.setdefault(tuple(run[key] for key in by), []).append(float(value))
     rows = []
     for key, values in groups.items():
         values = np.asarray(values)
@@ -476,10 +480,19 @@ def _lora_run(job: dict) -> dict:
             "validation": result["validation"], "test": result["test"]}
 
 
+def _score(metrics: dict) -> float:
+    """The main score of a run's metrics: accuracy for classification, overall entity F1 for NER."""
+    if "accuracy" in metrics:
+        return metrics["accuracy"]
+    return metrics["overall"]["f1"]
+
+
 def _job_key(job: dict) -> str:
     """Identify a job by everything that decides its result, so a finished run can be found again."""
-    identity = {key: job[key] for key in ("model", "family", "label", "targets", "rank", "seed", "learning_rate",
-                                          "settings")}
+    identity = {key: job[key] for key in ("model", "family", "label", "seed", "learning_rate", "settings")}
+    for key in ("targets", "rank", "task", "prompt_len", "reparameterization"):
+        if key in job:  # LoRA jobs name targets and rank, P-Tuning v2 jobs a task and a prompt
+            identity[key] = job[key]
     return json.dumps(identity, sort_keys=True, ensure_ascii=False)
 
 
@@ -497,17 +510,19 @@ def _read_run_log(path: Path | None) -> dict:
     return finished
 
 
-def _run_jobs(jobs: list[dict], workers: int, log, run_log: Path | None = None) -> list[dict]:
-    """Run `_lora_run` on every job, in this process or in `workers` fresh processes, keeping the job order.
+def _run_jobs(jobs: list[dict], workers: int, log, run_log: Path | None = None, runner=None) -> list[dict]:
+    """Run `runner` (default `_lora_run`) on every job, in this process or in `workers` fresh processes, keeping the job order.
 
     With `run_log`, each finished run is appended to that file at once, and jobs already
     recorded there are not trained again, so a sweep stopped halfway resumes where it stopped.
     """
+    runner = runner or _lora_run
     finished = _read_run_log(run_log)
 
     def report(job, record):
-        log(f"{record['method']} seed={record['seed']} lr={record['learning_rate']:g}: "
-            f"验证 {record['validation']['accuracy']:.3f}，测试 {record['test']['accuracy']:.3f}，"
+        task = f"{record['task']} " if "task" in record else ""
+        log(f"{task}{record['method']} seed={record['seed']} lr={record['learning_rate']:g}: "
+            f"验证 {_score(record['validation']):.3f}，测试 {_score(record['test']):.3f}，"
             f"可训练 {record['trainable_params']:,}，{record['seconds']:.0f} 秒")
         if run_log is not None:
             run_log.parent.mkdir(parents=True, exist_ok=True)
@@ -521,7 +536,7 @@ def _run_jobs(jobs: list[dict], workers: int, log, run_log: Path | None = None) 
 
     if workers == 1:
         for index in pending:
-            records[index] = _lora_run(jobs[index])
+            records[index] = runner(jobs[index])
             report(jobs[index], records[index])
         return [records[index] for index in range(len(jobs))]
 
@@ -532,7 +547,7 @@ def _run_jobs(jobs: list[dict], workers: int, log, run_log: Path | None = None) 
     # threads can leave the child with locks that no thread will release.
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_lora_run, jobs[index]): index for index in pending}
+        futures = {pool.submit(runner, jobs[index]): index for index in pending}
         for future in concurrent.futures.as_completed(futures):
             index = futures[future]
             records[index] = future.result()
@@ -544,7 +559,7 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
                     validation_size: int = 512, test_size: int | None = None, configs=LORA_CONFIGS,
                     learning_rate_grids: dict | None = None, alpha: float = 16, epochs: int = 6, patience: int = 2,
                     max_length: int = 64, batch_size: int = 32, workers: int = 1, run_log=None,
-                    download: bool = False, log=print) -> dict:
+                    rescale_below_rank: int | None = None, download: bool = False, log=print) -> dict:
     """Compare LoRA settings with training only the head and with full fine-tuning on the sentiment task.
 
     Every method trains on the same `data.sample_split(train, train_size, seed)` for each seed
@@ -556,10 +571,18 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
     over that many processes. Each run sets its own seed and rebuilds its data sample, so the
     process that runs it does not change its data or initialisation. With `run_log` (a path),
     finished runs are appended there as they end and reused when the same sweep runs again.
+
+    The LoRA path is scaled by alpha / r, so with a fixed alpha a smaller rank multiplies each
+    step of B A by a larger factor. With `rescale_below_rank`, every LoRA setting whose rank is
+    below it also trains, for every seed, at the chosen rate times r / r_tuned (r_tuned is the
+    rank the rate was picked at), which keeps learning rate x alpha / r as at the choice. These
+    runs are labelled "<label>（学习率 × r/r_tuned）".
     """
     seeds = _check_int_list("seeds", seeds, 0)
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise ValueError(f"workers 必须是不小于 1 的整数（同时训练的进程数），收到 {workers!r}；2 核机器上用 2。")
+    if rescale_below_rank is not None:
+        rescale_below_rank = _check_int_list("rescale_below_rank", [rescale_below_rank], 2)[0]
     grids = dict(LORA_LEARNING_RATE_GRIDS, **(learning_rate_grids or {}))
     configs = [(label, tuple(targets), int(rank)) for label, targets, rank in configs]
     if not configs:
@@ -607,6 +630,12 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
             if seed == first_seed and (targets, rank) == (tuning_targets, tuning_rank):
                 done = dict(reused["LoRA"], method=label)
             planned.append((done, job("LoRA", seed, chosen["LoRA"]["chosen"], label, targets, rank)))
+        if rescale_below_rank is not None:
+            for label, targets, rank in configs:
+                if rank < rescale_below_rank:
+                    rate = chosen["LoRA"]["chosen"] * rank / tuning_rank
+                    planned.append((None, job("LoRA", seed, rate, f"{label}（学习率 × r/{tuning_rank}）", targets,
+                                              rank)))
     fresh = iter(_run_jobs([task for done, task in planned if done is None], workers, log, run_log))
     runs = [done if done is not None else next(fresh) for done, _ in planned]
 
@@ -625,6 +654,7 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
                      "test_size": len(test), "alpha": alpha, "epochs": epochs, "patience": patience,
                      "max_length": max_length, "batch_size": batch_size, "workers": workers,
                      "configs": [[label, list(targets), rank] for label, targets, rank in configs],
+                     "rescale_below_rank": rescale_below_rank, "tuning_rank": tuning_rank,
                      "learning_rates": chosen},
         "references": [
             {"model": "-", "method": "朴素贝叶斯（全部训练集）", "train_size": len(sentiment.train),
@@ -632,5 +662,178 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
             {"model": "-", "method": f"朴素贝叶斯（同样 {train_size} 条）", "train_size": train_size,
              "test": data.evaluate_classifier(small_bayes, test.texts, test.labels)},
         ],
+        "runs": runs,
+    }
+
+
+# ---------------------------------------------------------------------------
+# P-Tuning v2 comparison (notebook 03)
+# ---------------------------------------------------------------------------
+
+V2_TASKS = ("sentiment", "ner")
+V2_FAMILIES = ("P-Tuning v2", "输入层提示（P-Tuning v1 式）", "全量微调")
+# Learning-rate candidates per family, tried with the first seed on each task and picked on validation.
+V2_LEARNING_RATE_GRIDS = {"P-Tuning v2": (3e-3, 1e-2), "输入层提示（P-Tuning v1 式）": (3e-3, 1e-2),
+                          "全量微调": (5e-5, 1e-4)}
+
+
+def _v2_run(job: dict) -> dict:
+    """Train one run of `ptuning_v2_comparison` and return its record, inline or in a worker process.
+
+    The data samples are rebuilt from their seeds, so every process trains on the same examples.
+    NER sentences are cut to `max_length - 2` characters, so that every method, including input
+    prompts that take positions, sees the same sentences.
+    """
+    from . import prompting, ptuning_v2
+    from .checkpoints import load_llm, load_tokenizer
+
+    settings, seed, rate, family = job["settings"], job["seed"], job["learning_rate"], job["family"]
+    tokenizer = load_tokenizer(job["model"], download=job["download"])
+    language_model = load_llm(job["model"], download=job["download"])
+    common = dict(max_length=settings["max_length"], batch_size=settings["batch_size"], epochs=settings["epochs"],
+                  patience=settings["patience"], learning_rate=rate, seed=seed)
+    prompt = dict(prompt_len=job["prompt_len"])
+    if job["task"] == "sentiment":
+        sentiment = data.load_sentiment()
+        validation = data.sample_split(sentiment.validation, settings["validation_size"], seed=0)
+        test = sentiment.test if settings["test_size"] is None else data.sample_split(
+            sentiment.test, settings["test_size"], seed=0)
+        train = data.sample_split(sentiment.train, settings["train_size"], seed=seed)
+        if family == "P-Tuning v2":
+            result = ptuning_v2.train_prefix_classifier(language_model, tokenizer, train, validation, test_split=test,
+                                                        reparameterization=job["reparameterization"], **prompt,
+                                                        **common)
+        elif family == "输入层提示（P-Tuning v1 式）":
+            result = ptuning_v2.train_input_prompt_classifier(language_model, tokenizer, train, validation,
+                                                              test_split=test, **prompt, **common)
+        else:
+            result = prompting.train_classifier_baseline(language_model, tokenizer, train, validation,
+                                                         test_split=test, **common)
+    else:
+        ner = data.load_ner(max_chars=settings["max_length"] - 2)
+        validation = ner.validation[:settings["validation_size"]]
+        test = ner.test if settings["test_size"] is None else ner.test[:settings["test_size"]]
+        splits = (ner.train, validation, test)
+        ner_common = dict(common, train_size=settings["train_size"])
+        if family == "P-Tuning v2":
+            result = ptuning_v2.train_prefix_ner(language_model, tokenizer, splits,
+                                                 reparameterization=job["reparameterization"], **prompt,
+                                                 **ner_common)
+        elif family == "输入层提示（P-Tuning v1 式）":
+            result = ptuning_v2.train_input_prompt_ner(language_model, tokenizer, splits, **prompt, **ner_common)
+        else:
+            result = ptuning_v2.train_full_ner(language_model, tokenizer, splits, **ner_common)
+
+    history = result["history"]
+    return {"model": job["model"], "task": job["task"], "method": job["label"], "family": family,
+            "prompt_len": job["prompt_len"], "reparameterization": job["reparameterization"], "seed": seed,
+            "learning_rate": rate, "best_epoch": result["best_epoch"], "epochs_run": len(history["loss"]),
+            "loss": [round(float(value), 5) for value in history["loss"]], "seconds": round(result["seconds"], 1),
+            "trainable_params": result["trainable_params"], "validation": result["validation"],
+            "test": result["test"]}
+
+
+def _check_tasks(tasks) -> list[str]:
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    unknown = [task for task in tasks if task not in V2_TASKS]
+    if not tasks or unknown:
+        raise ValueError(f"tasks={tasks!r} 无效：只能从 {list(V2_TASKS)} 中选，至少一个。")
+    return tasks
+
+
+def ptuning_v2_comparison(model: str = "tiny-bert-zh", tasks=V2_TASKS, seeds=(0, 1, 2), *, prompt_len: int = 16,
+                          prompt_lens=(1, 4, 16, 64, 128), train_size: int = 2000, validation_size: int = 512,
+                          test_size: int | None = None, learning_rate_grids: dict | None = None, epochs: int = 6,
+                          patience: int = 2, max_length: int = 64, batch_size: int = 32, workers: int = 1,
+                          run_log=None, download: bool = False, log=print) -> dict:
+    """Compare P-Tuning v2, P-Tuning-v1-style input prompts and full fine-tuning on sentiment and NER.
+
+    For each task and seed, every method trains on the same sample of `train_size` examples
+    (reviews, or People's Daily sentences cut to `max_length - 2` characters) with a linear
+    head, and stops early on a fixed validation sample: accuracy for sentiment, entity F1 for
+    NER. Both prompt methods use `prompt_len` and keep the backbone frozen. The v2 prefix is
+    also trained at every length in `prompt_lens` and with reparameterization (an MLP) at
+    `prompt_len`. Each family's learning rate is picked per task from `learning_rate_grids`
+    on validation with the first seed, and the prompt-length and reparameterization runs reuse
+    the v2 choice. `workers` and `run_log` work as in `lora_comparison`.
+    """
+    from .checkpoints import load_llm
+
+    tasks = _check_tasks(tasks)
+    seeds = _check_int_list("seeds", seeds, 0)
+    prompt_lens = _check_int_list("prompt_lens", prompt_lens, 1)
+    prompt_len = _check_int_list("prompt_len", [prompt_len], 1)[0]
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ValueError(f"workers 必须是不小于 1 的整数（同时训练的进程数），收到 {workers!r}；2 核机器上用 2。")
+    max_positions = load_llm(model, download=download).config.max_positions
+    if max_length + prompt_len > max_positions:
+        raise ValueError(f"输入层提示占用位置：max_length={max_length} 加 prompt_len={prompt_len} 超过了 {model} 的 "
+                         f"max_positions={max_positions}；请减小其中一个。")
+    grids = dict(V2_LEARNING_RATE_GRIDS, **(learning_rate_grids or {}))
+    started = datetime.datetime.now(datetime.timezone.utc)
+    settings = {"train_size": train_size, "validation_size": validation_size, "test_size": test_size,
+                "epochs": epochs, "patience": patience, "max_length": max_length, "batch_size": batch_size}
+
+    def job(task, family, seed, rate, length=prompt_len, reparameterization=False, label=None):
+        if family == "全量微调":
+            length = 0
+        return {"model": model, "task": task, "family": family, "label": label or family, "prompt_len": length,
+                "reparameterization": reparameterization, "seed": seed, "learning_rate": float(rate),
+                "download": download, "settings": settings}
+
+    first_seed = seeds[0]
+    run_log = None if run_log is None else Path(run_log)
+    logged_before = len(_read_run_log(run_log))
+    tuning_jobs = {(task, family, float(rate)): job(task, family, first_seed, rate)
+                   for task in tasks for family in V2_FAMILIES for rate in grids[family]}
+    tuned = dict(zip(tuning_jobs, _run_jobs(list(tuning_jobs.values()), workers, log, run_log, runner=_v2_run)))
+    chosen, reused = {}, {}
+    for task in tasks:
+        chosen[task] = {}
+        for family in V2_FAMILIES:
+            candidates = {rate: record for (t, f, rate), record in tuned.items() if (t, f) == (task, family)}
+            best = max(candidates, key=lambda rate: _score(candidates[rate]["validation"]))
+            chosen[task][family] = {"candidates": {f"{rate:g}": _score(record["validation"])
+                                                   for rate, record in candidates.items()}, "chosen": best}
+            reused[task, family] = candidates[best]
+            log(f"{task}：{family} 的学习率在 {list(grids[family])} 中选 {best:g}")
+
+    planned = []  # (record already made, or None) and its job, in the order of the saved runs
+    for task in tasks:
+        rates = {family: chosen[task][family]["chosen"] for family in V2_FAMILIES}
+        for seed in seeds:
+            for family in V2_FAMILIES:
+                done = reused[task, family] if seed == first_seed else None
+                planned.append((done, job(task, family, seed, rates[family])))
+            planned.append((None, job(task, "P-Tuning v2", seed, rates["P-Tuning v2"], reparameterization=True,
+                                      label="P-Tuning v2（重参数化）")))
+            for length in prompt_lens:
+                if length != prompt_len:
+                    planned.append((None, job(task, "P-Tuning v2", seed, rates["P-Tuning v2"], length,
+                                              label=f"P-Tuning v2 P={length}")))
+    fresh = iter(_run_jobs([task for done, task in planned if done is None], workers, log, run_log,
+                           runner=_v2_run))
+    runs = [done if done is not None else next(fresh) for done, _ in planned]
+
+    references = []
+    if "sentiment" in tasks:
+        sentiment = data.load_sentiment()
+        test = sentiment.test if test_size is None else data.sample_split(sentiment.test, test_size, seed=0)
+        bayes = data.train_naive_bayes(sentiment.train.texts, sentiment.train.labels)
+        references.append({"model": "-", "task": "sentiment", "method": "朴素贝叶斯（全部训练集）",
+                           "train_size": len(sentiment.train),
+                           "test": data.evaluate_classifier(bayes, test.texts, test.labels)})
+    return {
+        "experiment": "ptuning_v2_comparison",
+        "created": started.isoformat(timespec="seconds"),
+        "runs_from_log": logged_before,
+        "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
+        "machine": machine_description(),
+        "settings": {"models": [model], "tasks": tasks, "seeds": seeds, "prompt_len": prompt_len,
+                     "prompt_lens": prompt_lens, "train_size": train_size, "validation_size": validation_size,
+                     "test_size": test_size, "epochs": epochs, "patience": patience, "max_length": max_length,
+                     "batch_size": batch_size, "workers": workers, "learning_rates": chosen},
+        "references": references,
         "runs": runs,
     }

@@ -208,7 +208,12 @@ def render_mask_html(mask, prompt_len: int, padding: int, max_prefix_columns: in
             if c is None:
                 cells.append("<td style='text-align:center'>…</td>")
                 continue
-            colour = ("#f4a582" if c < prompt_len else "#92c5de") if mask[t, c] else "#eeeeee"
+            if not mask[t, c]:
+                colour = "#eeeeee"
+            elif c < prompt_len:
+                colour = "#f4a582"
+            else:
+                colour = "#92c5de"
             cells.append(f"<td style='background:{colour};width:14px;height:14px'></td>")
         kind = "填充" if t >= length - padding else f"t{t}"
         rows.append(f"<tr><th style='font-size:70%;padding:0 3px'>{kind}</th>{''.join(cells)}</tr>")
@@ -239,10 +244,10 @@ class PrefixLengthPanel:
     """A prompt_len slider and a reparameterization switch for P-Tuning v2.
 
     `models` maps a display name to a loaded language model (or a classifier built on one).
-    Every change redraws, through `ptuning_v2.prefix_summary` and
-    `ptuning_v2.prefix_attention_mask`, the prompt encoder's size and its share of the
-    backbone, the tensor shape after each step from the encoder to one layer's key, and
-    one layer's attention mask for a short example with `padding` padded tokens.
+    Every change redraws three things: the prompt encoder's size and its share of the
+    backbone, the tensor shape after each step from the encoder to one layer's key, and one
+    layer's attention mask for a short example whose last `padding` tokens are padding. The
+    panel gets them from `ptuning_v2.prefix_summary` and `ptuning_v2.prefix_attention_mask`.
     """
 
     def __init__(self, models: dict, max_prompt_len: int = 128, length: int = 8, padding: int = 2):
@@ -255,6 +260,8 @@ class PrefixLengthPanel:
         self.reparameterization = widgets.Checkbox(value=False, description="重参数化（MLP）")
         self.architecture = widgets.ToggleButtons(options=list(models), description="模型")
         self.output = widgets.HTML()
+        self.summary = None  # the latest `prefix_summary` dict, for reading the numbers back in code
+        self.mask = None  # the latest attention mask `[length, prompt_len + length]`
         for control in (self.prompt_len, self.reparameterization, self.architecture):
             control.observe(self._redraw, names="value")
         self.widget = widgets.VBox([
@@ -272,8 +279,10 @@ class PrefixLengthPanel:
             summary = ptuning_v2.prefix_summary(model, prompt_len, self.reparameterization.value)
             mask = ptuning_v2.prefix_attention_mask(model, prompt_len, self.length, self.padding)
         except (TypeError, ValueError) as error:
+            self.summary = self.mask = None
             self.output.value = f"<span style='color:#b2182b'>{html.escape(str(error))}</span>"
             return
+        self.summary, self.mask = summary, mask
         self.output.value = render_prefix_summary(summary, name, mask, prompt_len, self.padding)
 
     def _ipython_display_(self):

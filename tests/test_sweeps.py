@@ -26,6 +26,13 @@ def test_summarize_mean_and_sample_std():
     assert rows[1]["std"] == 0.0
 
 
+def test_summarize_reads_nested_metric():
+    runs = [{"method": "v2", "test": {"overall": {"f1": value}}} for value in (0.2, 0.4)]
+    (row,) = sweeps.summarize(runs, by=("method",), metric="overall.f1")
+    assert row["mean"] == pytest.approx(0.3)
+    assert row["n"] == 2
+
+
 def test_compare_means_noise_rule():
     a = {"mean": 0.70, "std": 0.02}
     assert sweeps.compare_means(a, {"mean": 0.60, "std": 0.03}) == "高于"
@@ -160,14 +167,18 @@ def test_merge_results_rejects_different_settings():
 def test_sweep_lora_script_reduced_setting(tmp_path):
     output = tmp_path / "lora.json"
     command = [sys.executable, str(ROOT / "scripts" / "sweep_lora.py"), "--seeds", "0", "--train-size", "32",
-               "--validation-size", "32", "--test-size", "64", "--epochs", "1", "--configs", "2", "--one-rate",
-               "--workers", "2", "--output", str(output)]
+               "--validation-size", "32", "--test-size", "64", "--epochs", "1", "--configs", "4", "--one-rate",
+               "--rescale-below-rank", "2", "--workers", "2", "--output", str(output)]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
     results = json.loads(output.read_text(encoding="utf-8"))
 
     labels = [run["method"] for run in results["runs"]]
-    assert labels == ["只训练分类头", "全量微调", "Wq,Wv r=1", "Wq,Wv r=2"]
-    head, full, rank1, rank2 = results["runs"]
+    assert labels == ["只训练分类头", "全量微调", "Wq,Wv r=1", "Wq,Wv r=2", "Wq,Wv r=4", "Wq,Wv r=8",
+                      "Wq,Wv r=1（学习率 × r/8）"]
+    head, full, rank1, rank2, _, rank8, rescaled = results["runs"]
+    # The rate was picked at r=8; the rank-1 rerun divides it by 8, so rate x alpha / r stays the same.
+    assert rescaled["learning_rate"] == pytest.approx(rank8["learning_rate"] / 8)
+    assert rescaled["rank"] == 1 and rank1["learning_rate"] == rank8["learning_rate"]
     assert head["trainable_params"] == 256 * 2 + 2
     assert rank1["trainable_params"] - head["trainable_params"] == 6 * 2 * 1 * (256 + 256)
     assert rank2["adapter_bytes"] == 4 * rank2["trainable_params"]
@@ -175,14 +186,43 @@ def test_sweep_lora_script_reduced_setting(tmp_path):
     assert set(results["settings"]["learning_rates"]) == {"LoRA", "只训练分类头", "全量微调"}
     assert results["settings"]["workers"] == 2
 
-    # Every finished run was logged as it ended: 3 learning-rate runs, then the one LoRA run not reused.
+    # Every finished run was logged as it ended: 3 learning-rate runs, then the 4 LoRA runs not reused.
     run_log = tmp_path / "lora.runs.jsonl"
-    assert len(run_log.read_text(encoding="utf-8").splitlines()) == 4
+    assert len(run_log.read_text(encoding="utf-8").splitlines()) == 7
     assert results["runs_from_log"] == 0
     # A second invocation finds every run in the log and trains nothing.
     again = subprocess.run([*command, "--overwrite"], check=True, capture_output=True, text=True, cwd=tmp_path)
     assert "读到 3 次已完成的训练" in again.stdout
-    assert "读到 1 次已完成的训练" in again.stdout
+    assert "读到 4 次已完成的训练" in again.stdout
     resumed = json.loads(output.read_text(encoding="utf-8"))
-    assert resumed["runs_from_log"] == 4
+    assert resumed["runs_from_log"] == 7
     assert resumed["runs"] == results["runs"]
+
+
+def test_sweep_ptuning_v2_script_reduced_setting(tmp_path):
+    output = tmp_path / "v2.json"
+    command = [sys.executable, str(ROOT / "scripts" / "sweep_ptuning_v2.py"), "--seeds", "0", "--train-size", "32",
+               "--validation-size", "32", "--test-size", "48", "--epochs", "1", "--prompt-len", "4",
+               "--prompt-lens", "2", "4", "--one-rate", "--output", str(output)]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    results = json.loads(output.read_text(encoding="utf-8"))
+
+    config = load_config("tiny-bert-zh")
+    layers, hidden = config.num_layers, config.hidden_size
+    by_label = {(run["task"], run["method"]): run for run in results["runs"]}
+    assert sorted(by_label) == sorted((task, label) for task in ("sentiment", "ner") for label in (
+        "P-Tuning v2", "输入层提示（P-Tuning v1 式）", "全量微调", "P-Tuning v2（重参数化）", "P-Tuning v2 P=2"))
+    tags = len(data.NER_TAGS)
+    # Trainable parameters: the prompts plus a linear head (2 classes, or one logit per BIO tag).
+    assert by_label["sentiment", "P-Tuning v2"]["trainable_params"] == 4 * 2 * layers * hidden + hidden * 2 + 2
+    assert by_label["ner", "P-Tuning v2 P=2"]["trainable_params"] == 2 * 2 * layers * hidden + hidden * tags + tags
+    assert by_label["ner", "P-Tuning v2"]["test"]["overall"].keys() == {"precision", "recall", "f1", "support"}
+    assert set(by_label["ner", "P-Tuning v2"]["test"]) == {"overall", "PER", "LOC", "ORG"}
+    assert 0 <= by_label["sentiment", "输入层提示（P-Tuning v1 式）"]["test"]["accuracy"] <= 1
+    assert by_label["ner", "全量微调"]["trainable_params"] > 50 * by_label["ner", "P-Tuning v2"]["trainable_params"]
+    assert set(results["settings"]["learning_rates"]) == {"sentiment", "ner"}
+    assert results["references"][0]["method"] == "朴素贝叶斯（全部训练集）"
+
+    bad = subprocess.run([*command[:2], "--tasks", "pos", "--output", str(tmp_path / "x.json")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "tasks=['pos'] 无效" in bad.stderr

@@ -154,6 +154,8 @@ def test_prefix_panel_redraws_counts_and_shapes(models):
         assert f"[{prompt_len}, {width}]" in panel.output.value
         assert f"[{2 * config.num_layers}, 1, {prompt_len}, {config.num_heads}, {config.head_dim}]" in panel.output.value
     assert ptuning_v2.prompt_encoder_v2_params(64, config, True) > ptuning_v2.prompt_encoder_v2_params(64, config, False)
+    assert panel.summary == ptuning_v2.prefix_summary(bert, 64, True)
+    assert panel.mask.shape == (panel.length, 64 + panel.length)
 
 
 def test_prefix_panel_mask_shows_prefix_columns(models):
