@@ -7,8 +7,8 @@ Two measurements, each in a fresh Python process so that peak memory belongs to 
 
 - Batch-1 inference latency of a sentence classifier without LoRA, with LoRA not merged and
   with LoRA merged (median of repeated calls of one XLA-compiled forward function per state).
-- Training step time (batch 32, 64 tokens, AdamW, XLA) and peak resident memory for LoRA and
-  for full fine-tuning.
+- Training step time (batch 32, 64 tokens, AdamW, XLA) and peak resident memory for LoRA, for
+  training only the head and for full fine-tuning.
 
 The generated table replaces the part of docs/benchmarks.md between this script's markers.
 """
@@ -72,7 +72,7 @@ def measure_latency(model_name: str, rank: int, repeats: int) -> dict:
 
 
 def measure_training(model_name: str, method: str, rank: int, steps: int) -> dict:
-    """Time training steps of LoRA or full fine-tuning and report this process's peak memory."""
+    """Time training steps of LoRA, the head alone or full fine-tuning and report this process's peak memory."""
     import resource
 
     import keras
@@ -90,6 +90,8 @@ def measure_training(model_name: str, method: str, rank: int, steps: int) -> dic
     classifier = SequenceClassifier(load_llm(model_name), num_labels=2)
     if method == "LoRA":
         lora.apply_lora(classifier, targets=("query", "value"), rank=rank)
+    elif method == "head only":
+        classifier.backbone.trainable = False
     classifier.compile(optimizer=keras.optimizers.AdamW(1e-4),
                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
     for _ in range(3):
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "model": args.model, "rank": args.rank,
                "latency": _child([*common, "--child", "latency"]),
                "training": {method: _child([*common, "--child", "training", method])
-                            for method in ("LoRA", "full fine-tuning")}}
+                            for method in ("head only", "LoRA", "full fine-tuning")}}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     page = PAGE.read_text(encoding="utf-8")
     if BEGIN in page:

@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     parser.add_argument("--run-log", type=Path, default=None,
                         help="file that records each finished run; rerunning with it skips those runs "
                              "(default: the output path with .runs.jsonl)")
+    parser.add_argument("--rescale-below-rank", type=int, default=None,
+                        help="also train LoRA settings below this rank at the chosen rate times r / 8, "
+                             "so that rate x alpha / r stays as at the choice")
     parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -57,6 +60,7 @@ def main(argv=None) -> int:
                                          validation_size=args.validation_size, test_size=args.test_size,
                                          configs=configs, learning_rate_grids=grids, epochs=args.epochs,
                                          workers=args.workers, run_log=run_log,
+                                         rescale_below_rank=args.rescale_below_rank,
                                          download=args.download, log=lambda line: print(line, flush=True))
     except (ValueError, TypeError, FileNotFoundError) as error:
         # A bad argument (for example --seeds -1) gets a one-line message instead of a traceback.

@@ -54,6 +54,7 @@ MAX_LENGTH = 64
 """),
     code("""
 # NBVAL_CHECK_OUTPUT
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -108,7 +109,7 @@ for prompt_len in (6, 20, 64):
 
 $$h = W_0 x + \frac{\alpha}{r} B A x,\qquad B \in \mathbb{R}^{d \times r},\ A \in \mathbb{R}^{r \times k},\ r \ll \min(d, k)$$
 
-训练的只有 $A$ 和 $B$，共 $r(d + k)$ 个数。$A$ 用高斯分布初始化，$B$ 初始化为 0，所以训练开始时 $BA = 0$，包装后的模型与原模型的输出完全相同。$\alpha / r$ 是缩放系数：换 $r$ 时不用重新调学习率。
+训练的只有 $A$ 和 $B$，共 $r(d + k)$ 个数。$A$ 用高斯分布初始化，$B$ 初始化为 0，所以训练开始时 $BA = 0$，包装后的模型与原模型的输出完全相同。$\alpha / r$ 是缩放系数，论文固定 $\alpha$，希望换 $r$ 时不必重新调学习率；第 8 节会看到，在我们的模型上这一点并不总成立。
 
 Keras 的 Dense 层按行向量计算 $h = x W_0$，核（kernel）的形状是 $[k, d]$，所以代码里的 `lora_a` 是 $[k, r]$、`lora_b` 是 $[r, d]$，正好是上式中 $A$、$B$ 的转置。Keras 3 自带的 `Dense.enable_lora` 也是这样排布的。
 
@@ -180,6 +181,10 @@ rates = {family: choice["chosen"] for family, choice in settings["learning_rates
 print(f"扫描日期 {comparison['created'][:10]}，{len(comparison['runs'])} 次训练，用时 {comparison['minutes']} 分钟；"
       f"机器：{comparison['machine']['cpu']}，{comparison['machine']['cores']} 核")
 print("在验证集上选出的学习率：" + "，".join(f"{family} {rate:g}" for family, rate in rates.items()))
+for family, choice in settings["learning_rates"].items():
+    grid = [float(rate) for rate in choice["candidates"]]
+    if choice["chosen"] == max(grid) and len(grid) > 1:
+        print(f"注意：{family} 选中的是候选里最大的学习率 {choice['chosen']:g}，更大的值也许更好，但扫描没有试。")
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
@@ -227,16 +232,27 @@ def first_run(method):
 
 
 total_params = parameter_report(SequenceClassifier(load_llm(BERT_MODEL, download=DOWNLOAD), num_labels=2)).total
+# 训练时间取自基准测试（benchmarks/lora_benchmarks.py）：扫描时两个进程共用两个核，它记下的秒数不代表单独训练的速度。
+BENCHMARK_FILE = SWEEP_FILE.with_name("lora_benchmarks.json")
+benchmark = json.loads(BENCHMARK_FILE.read_text(encoding="utf-8")) if BENCHMARK_FILE.is_file() else None
+step_ms = {}
+if benchmark is not None and benchmark["model"] == BERT_MODEL:
+    step_ms = {"只训练分类头": benchmark["training"]["head only"]["step_ms"],
+               "Wq,Wv r=8": benchmark["training"]["LoRA"]["step_ms"],
+               "全量微调": benchmark["training"]["full fine-tuning"]["step_ms"]}
 rows = []
 for method in ("只训练分类头", "Wq,Wv r=8", "全量微调"):
     stats, run = row_of(method), first_run(method)
-    seconds = np.mean([r["seconds"] for r in comparison["runs"] if r["method"] == method])
     size = f"{run['adapter_bytes'] / 1024:.1f} KiB" if run["adapter_bytes"] else "-"
+    step = f"{step_ms[method]:.0f}" if method in step_ms else "-"
     rows.append([method, f"{stats['mean']:.3f} ± {stats['std']:.3f}", f"{run['trainable_params']:,}",
-                 f"{100 * run['trainable_params'] / total_params:.3f}%", size, f"{seconds:.0f}"])
+                 f"{100 * run['trainable_params'] / total_params:.3f}%", size, step])
 for reference in comparison["references"]:
     rows.append([reference["method"], f"{reference['test']['accuracy']:.3f}", "-", "-", "-", "-"])
-print(format_table(["方法", "测试准确率", "可训练参数", "可训练 %", "adapter 张量", "平均训练秒数"], rows))
+print(format_table(["方法", "测试准确率", "可训练参数", "可训练 %", "adapter 张量", "每步训练毫秒"], rows))
+if step_ms:
+    print(f"每步训练时间来自 {BENCHMARK_FILE.name}（{benchmark['machine']}，{benchmark['date']}，批量 32）："
+          f"LoRA 每步是全量微调的 {step_ms['Wq,Wv r=8'] / step_ms['全量微调']:.2f} 倍。")
 lora_row, head_row, full_row = row_of("Wq,Wv r=8"), row_of("只训练分类头"), row_of("全量微调")
 print(f"LoRA r=8 {sweeps.compare_means(lora_row, head_row)}只训练分类头，{sweeps.compare_means(lora_row, full_row)}全量微调"
       "（“在噪声范围内”指差距不超过两者标准差之和）。")
@@ -335,60 +351,109 @@ print("面板显示的数字与这里一致：", f"{summary_4['trainable']:,}" i
 2. 参数预算固定时，把它分给多个矩阵、每个用较小的 rank（例如 Wq、Wk、Wv、Wo 各 r = 2），比全给一个矩阵、用较大的 rank（例如只调 Wq，r = 8）好。
 
 下面的扫描在 2,000 条评论上对每个设置跑 3 个随机种子。前 5 个设置改变 Wq、Wv 上的 rank，后 7 个设置的参数预算相同（8 × 1 个矩阵 = 4 × 2 个矩阵 = 2 × 4 个矩阵）。
+
+读结果前要知道扫描的两个设定：所有 LoRA 设置共用一个学习率（在 Wq、Wv、r = 8 上选出），$\\alpha$ 固定为 16。于是缩放系数 $\\alpha / r$ 随 r 变化：r = 8 时是 2，r = 1 时是 16。$BA$ 每一步的变化大约与“学习率 × $\\alpha / r$”成正比，所以 r 越小，同一个学习率走的步子越大。为此，扫描把 rank 小于 4 的设置再用“学习率 × r / 8”各训练一遍（表中标为“学习率 × r/8”），让“学习率 × $\\alpha / r$”与选学习率时相同。表里同时给出测试 AUC：AUC 接近 0.5 说明模型的输出与标签几乎无关。
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
-labels = [label for label, _, _ in settings["configs"]]
-rows = []
-for label in labels:
-    stats, run = row_of(label), first_run(label)
-    rows.append([label, f"{stats['mean']:.3f} ± {stats['std']:.3f}", f"{run['trainable_params']:,}",
-                 f"{run['adapter_bytes'] / 1024:.1f} KiB"])
-print(format_table(["设置", "测试准确率（3 个种子）", "可训练参数（含分类头）", "adapter 张量"], rows))
+configs = settings["configs"]
+labels = [label for label, _, _ in configs]
+tuning_rank = settings.get("tuning_rank", 8)
+rescaled = {label: f"{label}（学习率 × r/{tuning_rank}）" for label, _, rank in configs
+            if settings.get("rescale_below_rank") and rank < settings["rescale_below_rank"]}
+auc = {row["method"]: row for row in sweeps.summarize(comparison["runs"], by=("method",), metric="roc_auc")}
 
-rank_labels = [label for label, targets, _ in settings["configs"] if targets == ["query", "value"]][:5]
-ranks = [rank for label, targets, rank in settings["configs"] if label in rank_labels]
+
+def table_row(label):
+    stats, run = row_of(label), first_run(label)
+    scale = f"{settings['alpha'] / run['rank']:g}" if run["rank"] else "-"
+    size = f"{run['adapter_bytes'] / 1024:.1f} KiB" if run["adapter_bytes"] else "-"
+    return [label, scale, f"{run['learning_rate']:g}", f"{stats['mean']:.3f} ± {stats['std']:.3f}",
+            f"{auc[label]['mean']:.3f} ± {auc[label]['std']:.3f}", f"{run['trainable_params']:,}", size]
+
+
+rows = [table_row(label) for label in [*labels, *rescaled.values(), "只训练分类头", "全量微调"]]
+print(format_table(["设置", "α/r", "学习率", "测试准确率（3 个种子）", "测试 AUC", "可训练参数（含分类头）", "adapter 张量"],
+                   rows))
+
+rank_labels = [label for label, targets, _ in configs if targets == ["query", "value"]][:5]
+ranks = [rank for label, targets, rank in configs if label in rank_labels]
 budget_labels = labels[5:]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-means = [row_of(label)["mean"] for label in rank_labels]
-stds = [row_of(label)["std"] for label in rank_labels]
-axes[0].errorbar(ranks, means, yerr=stds, marker="o", capsize=4, label="LoRA（Wq、Wv）")
+axes[0].errorbar(ranks, [row_of(label)["mean"] for label in rank_labels],
+                 yerr=[row_of(label)["std"] for label in rank_labels], marker="o", capsize=4, label="共用学习率")
+rescaled_ranks = [rank for label, rank in zip(rank_labels, ranks) if label in rescaled]
+if rescaled_ranks:
+    rescaled_rank_labels = [rescaled[label] for label in rank_labels if label in rescaled]
+    axes[0].errorbar(rescaled_ranks, [row_of(label)["mean"] for label in rescaled_rank_labels],
+                     yerr=[row_of(label)["std"] for label in rescaled_rank_labels], marker="s", capsize=4,
+                     label=f"学习率 × r/{tuning_rank}")
 for method, style in (("只训练分类头", ":"), ("全量微调", "--")):
     axes[0].axhline(row_of(method)["mean"], linestyle=style, color="gray", label=method)
 axes[0].set_xscale("log", base=2)
 axes[0].set_xticks(ranks, [str(r) for r in ranks])
-axes[0].set_xlabel("rank r")
+axes[0].set_xlabel("rank r（Wq、Wv）")
 axes[0].set_ylabel("测试准确率")
 axes[0].set_title("rank 扫描（3 个种子的均值 ± 标准差）")
 axes[0].legend(fontsize=8)
-axes[1].bar(range(len(budget_labels)), [row_of(label)["mean"] for label in budget_labels],
-            yerr=[row_of(label)["std"] for label in budget_labels], capsize=4, color="tab:orange")
-axes[1].set_xticks(range(len(budget_labels)), budget_labels, rotation=30, ha="right")
-axes[1].set_ylim(min(row_of(label)["mean"] for label in budget_labels) - 0.05, None)
+budget_bars = [rescaled.get(label, label) for label in budget_labels]
+axes[1].bar(range(len(budget_bars)), [row_of(label)["mean"] for label in budget_bars],
+            yerr=[row_of(label)["std"] for label in budget_bars], capsize=4, color="tab:orange")
+axes[1].axhline(row_of("只训练分类头")["mean"], linestyle=":", color="gray", label="只训练分类头")
+axes[1].set_xticks(range(len(budget_bars)), [label.replace("（", "\\n（") for label in budget_bars], rotation=30,
+                   ha="right", fontsize=8)
+axes[1].set_ylim(0.4, None)
+axes[1].set_ylabel("测试准确率")
 axes[1].set_title("参数预算相同，放在不同的矩阵上")
+axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
-low, high = row_of(rank_labels[0]), row_of(rank_labels[-1])
+head_auc = auc["只训练分类头"]["mean"]
+failed = [label for label in [*labels, *rescaled.values()] if auc[label]["mean"] < min(0.6, head_auc)]
+if failed:
+    print(f"训练失败的设置：{failed}。它们的测试 AUC 低于 0.6，也低于只训练分类头的 {head_auc:.2f}："
+          "LoRA 的更新破坏了冻结骨干原有的特征，比不加 LoRA 还差。")
+else:
+    print("没有训练失败的设置：所有设置的测试 AUC 都不低于 0.6。")
+for label, again in rescaled.items():
+    print(f"  {label}：共用学习率 {row_of(label)['mean']:.3f}，学习率 × r/{tuning_rank} 后 {row_of(again)['mean']:.3f}"
+          f"（{sweeps.compare_means(row_of(again), row_of(label))}共用学习率）")
+
+# 每个 rank 用“学习率 × α/r 不变”的那次（有的话），与 r=8 比较。
 middle = row_of("Wq,Wv r=8")
-print(f"r={ranks[0]} 对 r=8：{sweeps.compare_means(low, middle)}；r={ranks[-1]} 对 r=8：{sweeps.compare_means(high, middle)}。")
-insensitive = all(sweeps.compare_means(row_of(label), middle) == "在噪声范围内" for label in rank_labels)
-print("所有 rank 与 r=8 的差距都在噪声范围内：我们的模型也表现出对 rank 不敏感。" if insensitive else
-      "有的 rank 与 r=8 的差距超出了噪声：在我们的模型上，rank 不是完全无关紧要。")
+fair = {label: rescaled.get(label, label) for label in rank_labels if label != "Wq,Wv r=8"}
+verdicts = {label: sweeps.compare_means(row_of(run_label), middle) for label, run_label in fair.items()}
+print("各 rank 与 r=8 相比（小 rank 用调小后的学习率）：" + "，".join(f"{label} {verdict}"
+                                                           for label, verdict in verdicts.items()))
+if set(verdicts.values()) <= {"在噪声范围内"}:
+    print("结论一：学习率随 α/r 调整之后，各 rank 与 r=8 的差距都在噪声范围内，我们的模型也表现出对 rank 不敏感。")
+else:
+    print("结论一：即使学习率随 α/r 调整，仍有 rank 与 r=8 的差距超出噪声，我们的模型没有完全表现出对 rank 不敏感。")
+shared_failed = [label for label in rank_labels if label in failed]
+if shared_failed:
+    print(f"另外，共用 r=8 的学习率时 {shared_failed} 训练失败：在我们的模型上，α 固定时换 rank 要跟着调学习率，"
+          "这与论文“换 r 不必重调”的说法不同。")
+
+spread = rescaled.get("Wq,Wk,Wv,Wo r=2", "Wq,Wk,Wv,Wo r=2")
 single = [label for label in budget_labels if label.count("W") == 1]
-spread = "Wq,Wk,Wv,Wo r=2"
-wins = [label for label in single if sweeps.compare_means(row_of(spread), row_of(label)) == "高于"]
-print(f"四个矩阵各 r=2 明显高于单个矩阵 r=8 的设置：{wins if wins else '没有'}"
-      f"（共比较了 {len(single)} 个单矩阵设置）。")
+compared = {label: sweeps.compare_means(row_of(spread), row_of(label)) for label in single}
+wins = [label for label, verdict in compared.items() if verdict == "高于"]
+losses = [label for label, verdict in compared.items() if verdict == "低于"]
+print(f"结论二：{spread} 与 {len(single)} 个单矩阵 r=8 的设置相比，明显更高的有 {wins if wins else '没有'}，"
+      f"明显更低的有 {losses if losses else '没有'}，其余在噪声范围内。")
+print("我们的模型支持“预算相同时，多个矩阵配小 rank 更好”。" if len(wins) == len(single) else
+      "我们的模型不能完全支持“预算相同时，多个矩阵配小 rank 更好”：不是对每个单矩阵设置都明显更好。")
 """),
     md("""
 ## 9. 小结与练习
 
-- LoRA 把权重更新写成 $\\frac{\\alpha}{r}BA$，B 从 0 开始，所以训练起点就是原模型；可训练参数只有 $r(d + k)$ 个每矩阵。
+- LoRA 把权重更新写成 $\\frac{\\alpha}{r}BA$，B 从 0 开始，所以训练起点就是原模型；每个矩阵只有 $r(d + k)$ 个可训练参数。
 - 合并后模型结构与原来相同，推理没有额外延迟；撤销合并能精确恢复 $W_0$，一个基座可以随时换 adapter。
 - 第 5、8 节给出了我们的小模型上 LoRA、只训练分类头与全量微调的实际差距，以及 rank 和目标矩阵的影响；朴素贝叶斯仍是要对照的传统基线。
+- $\\alpha$ 固定时，r 越小，$\\alpha / r$ 越大，同一个学习率的步子也越大。比较不同 rank 时，要么让学习率随 $\\alpha / r$ 调整，要么为每个 rank 单独选学习率。
 
 下一课从训练好的 adapter 里看 $\\Delta W$ 到底学到了什么：它的奇异向量与预训练权重 $W$ 有什么关系。
 
@@ -397,6 +462,7 @@ print(f"四个矩阵各 r=2 明显高于单个矩阵 r=8 的设置：{wins if wi
 1. 在第 7 节的面板上勾选前馈层的两个矩阵，r = 8 时可训练参数增加了多少？为什么前馈层的矩阵比注意力的矩阵“贵”？
 2. 把第 5 节的 LoRA 换成 `init="kaiming"` 训练一次，与高斯初始化比较。一次运行的差距可信吗？
 3. 用 `lora.load_adapter` 把第 6 节的情感 adapter 加载到一个用 `rank=4` 包装过的模型上，读一读报错信息。
+4. 用 `lora.train_lora_classifier` 训练 r = 1 的 LoRA 两次：一次用第 5 节选出的学习率，一次用它的 1/8。看看验证准确率和 `history` 里的损失曲线有什么不同，再想想 $\\alpha / r$ 在其中起了什么作用。
 """),
 ]
 
