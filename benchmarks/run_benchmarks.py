@@ -2,8 +2,11 @@
 
     python benchmarks/run_benchmarks.py                       # every notebook under notebooks/
     python benchmarks/run_benchmarks.py notebooks/00_setup_and_models.ipynb
+    python benchmarks/run_benchmarks.py --save-executed notebooks/04_lora.ipynb   # time it and keep its outputs
 
-Each notebook runs top to bottom in a fresh kernel (nbconvert, outputs discarded). Peak memory is
+Each notebook runs top to bottom in a fresh kernel (nbconvert). Its outputs are discarded, unless
+`--save-executed` writes the executed notebook back in place as it is committed: stderr streams
+(TensorFlow's start-up logs) and widget state removed, as tools/execute_notebook.sh does. Peak memory is
 the largest resident set size of the kernel process. The generated table replaces the part of
 docs/benchmarks.md between the BEGIN/END markers; the rest of the page is left as written.
 """
@@ -38,6 +41,12 @@ ExecutePreprocessor(timeout=1800, kernel_name="python3").preprocess(notebook, {"
 seconds = time.perf_counter() - start
 # ru_maxrss of terminated children is in KiB on Linux; the kernel is the largest child.
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+if len(sys.argv) > 3:
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    notebook.metadata.pop("widgets", None)
+    nbformat.write(notebook, sys.argv[3])
 print(json.dumps({"seconds": seconds, "peak_rss_mib": peak}))
 """
 
@@ -61,12 +70,12 @@ def machine() -> str:
     return f"{cpu}, {cores} cores{memory}, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 
-def run_notebook(path: Path) -> dict:
+def run_notebook(path: Path, save_executed: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "runner.py"
         script.write_text(RUNNER)
-        output = subprocess.run([sys.executable, str(script), str(path), str(path.parent)], check=True,
-                                capture_output=True, text=True).stdout
+        command = [sys.executable, str(script), str(path), str(path.parent)] + ([str(path)] if save_executed else [])
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -104,7 +113,8 @@ def render(results: dict) -> str:
 
 # Result files written by the scripts in scripts/, and the script that writes each.
 SWEEP_SCRIPTS = {"pet_few_shot.json": "scripts/sweep_pet.py", "ptuning_comparison.json": "scripts/sweep_ptuning.py",
-                 "lora_comparison.json": "scripts/sweep_lora.py"}
+                 "lora_comparison.json": "scripts/sweep_lora.py",
+                 "ptuning_v2_comparison.json": "scripts/sweep_ptuning_v2.py"}
 
 
 def sweep_times() -> dict:
@@ -125,6 +135,8 @@ def sweep_times() -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to time (default: all)")
+    parser.add_argument("--save-executed", action="store_true",
+                        help="write each executed notebook back in place, outputs kept, as it is committed")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -133,7 +145,7 @@ def main(argv=None):
                "pretraining": pretraining_times(), "sweeps": sweep_times()}
     for path in notebooks:
         print(f"running {path.name} ...", flush=True)
-        results["notebooks"][path.name] = run_notebook(path.resolve())
+        results["notebooks"][path.name] = run_notebook(path.resolve(), args.save_executed)
         print(f"  {results['notebooks'][path.name]}", flush=True)
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
