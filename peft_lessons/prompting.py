@@ -657,7 +657,8 @@ def _few_shot_splits(train_split, validation_split, test_split, k, seed):
     if test_split is not None and not isinstance(test_split, data.TextSplit):
         raise TypeError(f"test_split 需要 TextSplit 或 None，收到 {type(test_split).__name__}。")
     if k is not None:
-        if isinstance(k, numbers.Integral) and not isinstance(k, bool) and k > len(train_split):
+        k = _check_positive_int("k", k)
+        if k > len(train_split):
             raise ValueError(
                 f"k={k} 超过了 train_split 的 {len(train_split)} 条样本；请把 k 设为不超过 {len(train_split)} 的值，"
                 "或者传入更大的 train_split。"

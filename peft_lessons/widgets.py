@@ -41,7 +41,7 @@ def render_template_summary(summary: dict, model_name: str) -> str:
         f"<div style='font-size:90%'>图例：{legend}</div>",
         f"提示编码器的输出形状：[{rows}, {hidden}]（{rows} 个伪 token，每个 {hidden} 维，与词向量同宽）<br>",
         f"提示编码器参数：{summary['encoder_params']:,}；语言模型参数：{summary['language_model_params']:,}；"
-        f"编码器约为语言模型的 {summary['encoder_percent']:.2f}%",
+        f"编码器约为语言模型的 {summary['encoder_percent']:.3g}%",
     ]
     return "\n".join(lines)
 
@@ -231,7 +231,7 @@ def render_prefix_summary(summary: dict, model_name: str, mask, prompt_len: int,
     return "\n".join([
         f"<b>{html.escape(model_name)}：prompt_len = {prompt_len}</b><br>",
         f"提示编码器参数：{summary['encoder_params']:,}，是骨干模型 {summary['backbone_params']:,} 个参数的 "
-        f"{summary['encoder_percent']:.3f}%<br>",
+        f"{summary['encoder_percent']:.3g}%<br>",
         "<b>形状的变化</b>（batch = 1；最后一步有 2 × num_layers 个这样的张量）：",
         f"<table>{shape_rows}</table>",
         f"<b>一层的注意力遮罩</b>：行是查询的 token，列是可以被看的位置。橙色 = 前缀，蓝色 = 真实 token，"

@@ -305,6 +305,12 @@ def test_train_pet_k_larger_than_train_split(small_tokenizer, models, verbalizer
         train_pet(models["bert"], small_tokenizer, BERT_TEMPLATE, verbalizer, split, split, k=5)
 
 
+def test_train_pet_rejects_k_zero(small_tokenizer, models, verbalizer):
+    split = data.TextSplit(REVIEWS[:2], [0, 1])
+    with pytest.raises(ValueError, match="k 必须是正整数，收到 0"):
+        train_pet(models["bert"], small_tokenizer, BERT_TEMPLATE, verbalizer, split, split, k=0)
+
+
 # ---- training ----
 
 def test_pet_and_baseline_return_same_keys(small_tokenizer):

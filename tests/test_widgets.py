@@ -46,7 +46,7 @@ def test_panel_redraws_gpt_layout(models):
     summary = ptuning.template_summary(model, tokenizer, REVIEW, (2, 1), "lstm")
     assert f"[3, {model.config.hidden_size}]" in panel.output.value
     assert f"{summary['encoder_params']:,}" in panel.output.value
-    assert f"{summary['encoder_percent']:.2f}%" in panel.output.value
+    assert f"{summary['encoder_percent']:.3g}%" in panel.output.value  # three significant digits, also below 0.1%
     legend = panel.output.value.split("图例")[1]
     assert "[MASK]" not in legend
     assert "下一个 token" in legend
