@@ -825,15 +825,14 @@ def train_input_prompt_classifier(model_name_or_model, tokenizer, train_split, v
                              patience=patience, seed=seed, jit_compile=jit_compile, verbose=verbose)
 
 
-def _check_input_prompt_room(max_length, prompt_len: int, language_model) -> int:
+def _check_input_prompt_room(max_length, prompt_len: int, language_model, hint: str = "或减小 prompt_len") -> int:
     """Check that `max_length` real tokens and `prompt_len` input prompts fit in the model's positions."""
     max_positions = language_model.config.max_positions
     max_length = _check_positive_int("max_length", max_length)
     if max_length + prompt_len > max_positions:
         raise ValueError(
             f"输入层提示占用位置：max_length={max_length} 加上 prompt_len={prompt_len} 超过了模型的 "
-            f"max_positions={max_positions}；请把 max_length 设为不超过 {max_positions - prompt_len} 的值，"
-            f"或减小 prompt_len。"
+            f"max_positions={max_positions}；请把 max_length 设为不超过 {max_positions - prompt_len} 的值，{hint}。"
         )
     return max_length
 
@@ -994,13 +993,8 @@ def train_input_prompt_ner(model_name_or_model, tokenizer, ner_data_or_splits, *
     max_positions = language_model.config.max_positions
     if max_length is None:
         max_length = max_positions - prompt_len
-    max_length = _check_positive_int("max_length", max_length)
-    if max_length + prompt_len > max_positions:
-        raise ValueError(
-            f"输入层提示占用位置：max_length={max_length} 加上 prompt_len={prompt_len} 超过了模型的 "
-            f"max_positions={max_positions}；请把 max_length 设为不超过 {max_positions - prompt_len} 的值，"
-            f"并用 load_ner(max_chars={max_positions - prompt_len - 2}) 切分句子。"
-        )
+    max_length = _check_input_prompt_room(max_length, prompt_len, language_model,
+                                          hint=f"并用 load_ner(max_chars={max_positions - prompt_len - 2}) 切分句子")
     learning_rate = _check_learning_rate(learning_rate, PROMPT_LEARNING_RATE)
 
     def build(language_model):

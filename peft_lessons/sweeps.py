@@ -58,6 +58,23 @@ def machine_description() -> dict:
     }
 
 
+def _result_header(experiment: str, started: datetime.datetime, runs_from_log: int | None = None) -> dict:
+    """The bookkeeping every sweep result starts with: name, start time, minutes, command and machine.
+
+    `minutes` covers this process only. With a run log, `runs_from_log` counts the runs that an
+    earlier, interrupted process had finished, which this process read instead of training.
+    """
+    header = {"experiment": experiment, "created": started.isoformat(timespec="seconds")}
+    if runs_from_log is not None:
+        header["runs_from_log"] = runs_from_log
+    header.update(
+        minutes=round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
+        machine=machine_description(),
+    )
+    return header
+
+
 def save_results(results: dict, path, overwrite: bool = False) -> Path:
     """Write sweep results as UTF-8 JSON; an existing file is replaced only with `overwrite=True`."""
     path = Path(path)
@@ -210,11 +227,7 @@ def pet_few_shot(models=("tiny-bert-zh", "tiny-gpt-zh"), ks=(8, 32, 128), seeds=
                 log(f"{name} k={k} seed={seed}: PET {pet['test']['accuracy']:.3f}, "
                     f"分类头 {head['test']['accuracy']:.3f}, 朴素贝叶斯 {runs[-1]['test']['accuracy']:.3f}")
     return {
-        "experiment": "pet_few_shot",
-        "created": started.isoformat(timespec="seconds"),
-        "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
-        "machine": machine_description(),
+        **_result_header("pet_few_shot", started),
         "settings": settings,
         "references": references,
         "runs": runs,
@@ -345,11 +358,7 @@ def ptuning_comparison(models=("tiny-bert-zh", "tiny-gpt-zh"), ks=(32, 256), see
                 record(name, other, full_k, seeds[0], rate)
 
     return {
-        "experiment": "ptuning_comparison",
-        "created": started.isoformat(timespec="seconds"),
-        "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
-        "machine": machine_description(),
+        **_result_header("ptuning_comparison", started),
         "settings": {
             "models": models, "ks": ks, "seeds": seeds, "full_train": full_train,
             "full_train_size": len(sentiment.train), "full_train_epochs": full_train_epochs,
@@ -643,13 +652,7 @@ def lora_comparison(model: str = "tiny-bert-zh", seeds=(0, 1, 2), *, train_size:
     full_bayes = data.train_naive_bayes(sentiment.train.texts, sentiment.train.labels)
     small_bayes = data.train_naive_bayes(first_train.texts, first_train.labels)
     return {
-        "experiment": "lora_comparison",
-        "created": started.isoformat(timespec="seconds"),
-        # `minutes` covers this process only. Runs taken from an earlier, interrupted process's run log are counted here.
-        "runs_from_log": logged_before,
-        "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
-        "machine": machine_description(),
+        **_result_header("lora_comparison", started, runs_from_log=logged_before),
         "settings": {"models": [model], "seeds": seeds, "train_size": train_size, "validation_size": validation_size,
                      "test_size": len(test), "alpha": alpha, "epochs": epochs, "patience": patience,
                      "max_length": max_length, "batch_size": batch_size, "workers": workers,
@@ -824,12 +827,7 @@ def ptuning_v2_comparison(model: str = "tiny-bert-zh", tasks=V2_TASKS, seeds=(0,
                            "train_size": len(sentiment.train),
                            "test": data.evaluate_classifier(bayes, test.texts, test.labels)})
     return {
-        "experiment": "ptuning_v2_comparison",
-        "created": started.isoformat(timespec="seconds"),
-        "runs_from_log": logged_before,
-        "minutes": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60, 1),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
-        "machine": machine_description(),
+        **_result_header("ptuning_v2_comparison", started, runs_from_log=logged_before),
         "settings": {"models": [model], "tasks": tasks, "seeds": seeds, "prompt_len": prompt_len,
                      "prompt_lens": prompt_lens, "train_size": train_size, "validation_size": validation_size,
                      "test_size": test_size, "epochs": epochs, "patience": patience, "max_length": max_length,

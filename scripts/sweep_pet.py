@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from peft_lessons import sweeps  # noqa: E402
 
+import sweep_cli  # noqa: E402
+
 DEFAULT_OUTPUT = ROOT / "docs" / "results" / "pet_few_shot.json"
 
 
@@ -34,23 +36,12 @@ def main(argv=None) -> int:
                         help="validation reviews used for early stopping and learning-rate choice")
     parser.add_argument("--test-size", type=int, default=None, help="score on a fixed sample of the test split")
     parser.add_argument("--epochs", type=int, default=15, help="maximum epochs per run (early stopping usually ends a run sooner)")
-    parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    args = parser.parse_args(argv)
-    if args.output.exists() and not args.overwrite:
-        parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
-
-    try:
-        results = sweeps.pet_few_shot(args.models, args.ks, args.seeds, validation_size=args.validation_size,
-                                      test_size=args.test_size, epochs=args.epochs, download=args.download,
-                                      log=lambda line: print(line, flush=True))
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.
-        parser.error(str(error))
-    path = sweeps.save_results(results, args.output, overwrite=args.overwrite)
-    print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min)")
-    return 0
+    sweep_cli.add_output_arguments(parser, DEFAULT_OUTPUT)
+    args = sweep_cli.parse(parser, argv)
+    # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.
+    return sweep_cli.run_and_save(parser, args, lambda log: sweeps.pet_few_shot(
+        args.models, args.ks, args.seeds, validation_size=args.validation_size, test_size=args.test_size,
+        epochs=args.epochs, download=args.download, log=log))
 
 
 if __name__ == "__main__":

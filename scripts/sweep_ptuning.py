@@ -21,6 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from peft_lessons import sweeps  # noqa: E402
 
+import sweep_cli  # noqa: E402
+
 DEFAULT_OUTPUT = ROOT / "docs" / "results" / "ptuning_comparison.json"
 
 
@@ -42,13 +44,9 @@ def main(argv=None) -> int:
     parser.add_argument("--frozen-learning-rates", nargs="+", type=float,
                         default=list(sweeps.FROZEN_LEARNING_RATE_GRID),
                         help="candidates for the frozen-backbone learning rate, picked on validation")
-    parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write (default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--merge", nargs="+", type=Path, help="combine result files of single models instead of running")
-    args = parser.parse_args(argv)
-    if args.output.exists() and not args.overwrite:
-        parser.error(f"{args.output} 已经存在；要替换它请加 --overwrite，或者用 --output 换一个文件名")
+    sweep_cli.add_output_arguments(parser, DEFAULT_OUTPUT)
+    args = sweep_cli.parse(parser, argv)
     if args.merge:
         try:
             merged = sweeps.merge_results([sweeps.load_results(path) for path in args.merge])
@@ -57,19 +55,11 @@ def main(argv=None) -> int:
         path = sweeps.save_results(merged, args.output, overwrite=args.overwrite)
         print(f"wrote {path} ({len(merged['runs'])} runs from {len(args.merge)} files)")
         return 0
-
-    try:
-        results = sweeps.ptuning_comparison(
-            args.models, args.ks, args.seeds, full_train=not args.no_full_train,
-            full_train_epochs=args.full_train_epochs, validation_size=args.validation_size, test_size=args.test_size,
-            epochs=args.epochs, frozen_learning_rates=args.frozen_learning_rates, download=args.download,
-            log=lambda line: print(line, flush=True))
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.
-        parser.error(str(error))
-    path = sweeps.save_results(results, args.output, overwrite=args.overwrite)
-    print(f"wrote {path} ({len(results['runs'])} runs, {results['minutes']} min)")
-    return 0
+    # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.
+    return sweep_cli.run_and_save(parser, args, lambda log: sweeps.ptuning_comparison(
+        args.models, args.ks, args.seeds, full_train=not args.no_full_train,
+        full_train_epochs=args.full_train_epochs, validation_size=args.validation_size, test_size=args.test_size,
+        epochs=args.epochs, frozen_learning_rates=args.frozen_learning_rates, download=args.download, log=log))
 
 
 if __name__ == "__main__":
