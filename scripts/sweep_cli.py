@@ -38,7 +38,7 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 
 
 def run_and_save(parser: argparse.ArgumentParser, args: argparse.Namespace, run) -> int:
-    """Call `run(log)`, save its result to args.output and say where it went."""
+    """Call `run(log)`, save its result to args.output and print the path."""
     try:
         results = run(lambda line: print(line, flush=True))
     except (ValueError, TypeError, FileNotFoundError) as error:
