@@ -106,7 +106,7 @@ def measure_training(model_name: str, method: str, rank: int, steps: int) -> dic
 
 
 def _child(arguments: list[str]) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--child", *arguments], check=True, capture_output=True,
+    output = subprocess.run([sys.executable, __file__, *arguments], check=True, capture_output=True,
                             text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
