@@ -684,8 +684,8 @@ def _v2_run(job: dict) -> dict:
     """Train one run of `ptuning_v2_comparison` and return its record, inline or in a worker process.
 
     The data samples are rebuilt from their seeds, so every process trains on the same examples.
-    NER sentences are cut to `max_length - 2` characters, so that every method, including input
-    prompts that take positions, sees the same sentences.
+    NER sentences are cut to `max_length - 2` characters. Every method then trains on the same
+    sentences, including input prompts, which take positions.
     """
     from . import prompting, ptuning_v2
     from .checkpoints import load_llm, load_tokenizer
@@ -753,8 +753,8 @@ def ptuning_v2_comparison(model: str = "tiny-bert-zh", tasks=V2_TASKS, seeds=(0,
 
     For each task and seed, every method trains on the same sample of `train_size` examples
     (reviews, or People's Daily sentences cut to `max_length - 2` characters) with a linear
-    head, and stops early on a fixed validation sample: accuracy for sentiment, entity F1 for
-    NER. Both prompt methods use `prompt_len` and keep the backbone frozen. The v2 prefix is
+    head. It stops early on a fixed validation sample, by accuracy for sentiment and by entity
+    F1 for NER. Both prompt methods use `prompt_len` and keep the backbone frozen. The v2 prefix is
     also trained at every length in `prompt_lens` and with reparameterization (an MLP) at
     `prompt_len`. Each family's learning rate is picked per task from `learning_rate_grids`
     on validation with the first seed, and the prompt-length and reparameterization runs reuse

@@ -422,7 +422,7 @@ plt.show()
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
-# 一次运行的测试 AUC 低于 0.6（只训练分类头约 0.68），就算这次训练失败：LoRA 把冻结骨干原有的特征破坏了。
+# 一次运行的测试 AUC 低于 0.6，就算这次训练失败：LoRA 把冻结骨干原有的特征破坏了（下面打印只训练分类头的 AUC 作对照）。
 head_auc = auc["只训练分类头"]["mean"]
 failures = {}
 for run in comparison["runs"]:
@@ -443,13 +443,13 @@ for label, again in rescaled.items():
 middle = row_of("Wq,Wv r=8")
 fair = {label: rescaled.get(label, label) for label in rank_labels if label != "Wq,Wv r=8"}
 verdicts = {label: sweeps.compare_means(row_of(run_label), middle) for label, run_label in fair.items()}
-how = "小 rank 用调小后的学习率" if rescaled else "共用一个学习率"
-print(f"各 rank 与 r=8 相比（{how}）：" + "，".join(f"{label} {verdict}" for label, verdict in verdicts.items()))
+rate_setting = "小 rank 用调小后的学习率" if rescaled else "共用一个学习率"
+print(f"各 rank 与 r=8 相比（{rate_setting}）：" + "，".join(f"{label} {verdict}" for label, verdict in verdicts.items()))
 if set(verdicts.values()) <= {"在噪声范围内"}:
-    print(f"结论一：{how}时，各 rank 与 r=8 的差距都在噪声范围内，我们的模型也表现出对 rank 不敏感。")
+    print(f"结论一：{rate_setting}时，各 rank 与 r=8 的差距都在噪声范围内，我们的模型也表现出对 rank 不敏感。")
 else:
     worse = [label for label, verdict in verdicts.items() if verdict != "在噪声范围内"]
-    print(f"结论一：{how}时，{'、'.join(worse)} 与 r=8 的差距超出了噪声，我们的模型没有表现出论文说的“对 rank 不敏感”。")
+    print(f"结论一：{rate_setting}时，{'、'.join(worse)} 与 r=8 的差距超出了噪声，我们的模型没有表现出论文说的“对 rank 不敏感”。")
 shared_failed = [label for label in labels if label in failed]
 recovered = [label for label in shared_failed if label in rescaled and rescaled[label] not in failed]
 if recovered:

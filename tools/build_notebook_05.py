@@ -154,7 +154,12 @@ for target in ("query", "value"):
     name = f"ΔW{'q' if target == 'query' else 'v'}"
     for title in ("r=8 对 r=64", "r=64 两个种子（前 8 个方向）"):
         value = grids[target, title][0, 0]
-        verdict = "远高于随机" if value > 5 * chance_high else ("高于随机" if value > chance_high else "与随机相当")
+        if value > 5 * chance_high:
+            verdict = "远高于随机"
+        elif value > chance_high:
+            verdict = "高于随机"
+        else:
+            verdict = "与随机相当"
         print(f"{name}，{title}：最强方向的 φ(1, 1) = {value:.3f}，{verdict}")
 """),
     md(r"""
