@@ -1,11 +1,10 @@
 """Write notebooks/04_lora.ipynb (unexecuted) from the cells below.
 
-Run `python tools/build_notebook_04.py`, then `tools/execute_notebook.sh 04_lora.ipynb`. The
-rank and target study reads docs/results/lora_comparison.json, written by
-`python scripts/sweep_lora.py --workers 2`.
-
-NOTE: this builder is a draft. Its notebook has not been executed yet, because the LoRA sweep
-it plots has not been run; expect to fix cells on the first execution.
+Run `python tools/build_notebook_04.py`, then
+`python benchmarks/run_benchmarks.py --save-executed notebooks/04_lora.ipynb`, which executes
+it as committed and records its wall time. The rank and target study reads
+docs/results/lora_comparison.json, written by `python scripts/sweep_lora.py --workers 2`, and
+the training step times come from docs/results/lora_benchmarks.json.
 """
 
 import sys
