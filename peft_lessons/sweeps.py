@@ -59,7 +59,7 @@ def machine_description() -> dict:
 
 
 def _result_header(experiment: str, started: datetime.datetime, runs_from_log: int | None = None) -> dict:
-    """The bookkeeping every sweep result starts with: name, start time, minutes, command and machine.
+    """Return the bookkeeping every sweep result starts with: name, start time, minutes, command and machine.
 
     `minutes` covers this process only. With a run log, `runs_from_log` counts the runs that an
     earlier, interrupted process had finished, which this process read instead of training.

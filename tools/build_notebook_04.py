@@ -153,7 +153,7 @@ wrapper.lora_b.assign(b)
 gap = np.abs(np.asarray(wrapper(x)) - np.asarray(reference_dense(x))).max()
 print("与 keras.layers.Dense.enable_lora 的输出一致（最大差小于 1e-5，只有 float32 舍入误差）" if gap < 1e-5 else
       f"与 Keras 自带 LoRA 的输出不一致，最大差 {gap:.1e}")
-wrapper.lora_b.assign(np.zeros_like(b))  # 恢复 B = 0
+_ = wrapper.lora_b.assign(np.zeros_like(b))  # 恢复 B = 0
 """),
     md("""
 ## 5. 训练 LoRA，与只训练分类头、全量微调比较
@@ -177,8 +177,14 @@ else:
     comparison = saved
 settings = comparison["settings"]
 rates = {family: choice["chosen"] for family, choice in settings["learning_rates"].items()}
-print(f"扫描日期 {comparison['created'][:10]}，{len(comparison['runs'])} 次训练，用时 {comparison['minutes']} 分钟；"
+print(f"扫描日期 {comparison['created'][:10]}，{len(comparison['runs'])} 次训练；"
       f"机器：{comparison['machine']['cpu']}，{comparison['machine']['cores']} 核")
+run_minutes = sum(run["seconds"] for run in comparison["runs"]) / 60
+if comparison.get("runs_from_log"):
+    print(f"最后一个进程用时 {comparison['minutes']} 分钟；另有 {comparison['runs_from_log']} 次训练取自之前中断的进程。"
+          f"各次训练记下的时间合计 {run_minutes:.0f} 分钟（两个进程同时训练，时间有重叠）。")
+else:
+    print(f"用时 {comparison['minutes']} 分钟；各次训练记下的时间合计 {run_minutes:.0f} 分钟。")
 print("在验证集上选出的学习率：" + "，".join(f"{family} {rate:g}" for family, rate in rates.items()))
 for family, choice in settings["learning_rates"].items():
     grid = [float(rate) for rate in choice["candidates"]]
@@ -301,7 +307,8 @@ print(f"合并后的延迟是原模型的 {ratio:.2f} 倍" + ("：在计时噪�
 if step_ms:
     compiled = benchmark["latency"]
     print(f"XLA 编译后（{benchmark['date']} 的基准测试）：原模型 {compiled['base_ms']:.2f} 毫秒，"
-          f"未合并 {compiled['unmerged_ms'] / compiled['base_ms']:.2f} 倍，合并后 {compiled['merged_ms'] / compiled['base_ms']:.2f} 倍。")
+          f"未合并 {compiled['unmerged_ms'] / compiled['base_ms']:.2f} 倍，合并后 {compiled['merged_ms'] / compiled['base_ms']:.2f} 倍。"
+          "合并后的模型与原模型做的计算完全相同，两者之间几个百分点的差别来自计时的波动。")
 """),
     md("""
 **切换任务**：一个基座可以配多个 adapter。下面训练第二个 adapter，任务是区分一句话来自人民日报还是购物评论（与情感无关的另一个二分类任务），rank 和目标矩阵与第一个相同。然后在同一个模型上撤销合并，换上第二个 adapter，输出会变；再换回第一个，输出应当与换走之前一位不差。
@@ -468,8 +475,14 @@ wins = [label for label, verdict in compared.items() if verdict == "高于"]
 losses = [label for label, verdict in compared.items() if verdict == "低于"]
 print(f"结论二：{spread} 与 {len(single)} 个单矩阵 r=8 的设置相比，明显更高的：{'、'.join(wins) or '没有'}；"
       f"明显更低的：{'、'.join(losses) or '没有'}；其余在噪声范围内。")
-print("我们的模型支持“预算相同时，多个矩阵配小 rank 更好”。" if len(wins) == len(single) else
-      "我们的模型不能完全支持“预算相同时，多个矩阵配小 rank 更好”：不是对每个单矩阵设置都明显更好。")
+if len(wins) == len(single):
+    print("我们的模型支持“预算相同时，多个矩阵配小 rank 更好”。")
+elif spread in failures:
+    print(f"我们的模型没有支持“预算相同时，多个矩阵配小 rank 更好”。但 {spread} 的 α/r 是 "
+          f"{settings['alpha'] / first_run(spread)['rank']:g}，{failures[spread]}/{auc[spread]['n']} 个种子训练失败，"
+          "这个比较测到的更多是学习率是否合适，而不是预算怎么分，还不能下结论。")
+else:
+    print("我们的模型不能完全支持“预算相同时，多个矩阵配小 rank 更好”：不是对每个单矩阵设置都明显更好。")
 """),
     md("""
 ## 9. 小结与练习
