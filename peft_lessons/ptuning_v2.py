@@ -286,8 +286,8 @@ def prefix_attention_mask(model, prompt_len: int, length: int = 8, padding: int 
 
     Row t is query token t; the first P columns are the prefix positions, the other T the real
     tokens. The last `padding` of the T tokens are padding (attention_mask 0). The mask comes
-    from the attention layer's own code, so it shows exactly what the model does: every real
-    token may attend to the whole prefix, padding is hidden, and a GPT-2 model keeps its
+    from the attention layer's own code, so it shows exactly what the model does. Every real
+    token may attend to the whole prefix and padding is hidden. A GPT-2 model also keeps its
     causal mask among the real tokens.
     """
     prompt_len = _check_prompt_len(prompt_len)

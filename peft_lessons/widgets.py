@@ -190,7 +190,7 @@ class LoRARankPanel:
 def render_mask_html(mask, prompt_len: int, padding: int, max_prefix_columns: int = 20) -> str:
     """Draw a `[T, P+T]` attention mask as a grid: orange = may look at a prefix slot, blue = at a real token.
 
-    A long prefix is shortened to its first and last columns around one "…" column; the
+    A long prefix is shortened to its first and last columns around one "…" column. The
     hidden columns have the same pattern as the ones shown.
     """
     length = mask.shape[0]
@@ -244,9 +244,10 @@ class PrefixLengthPanel:
     """A prompt_len slider and a reparameterization switch for P-Tuning v2.
 
     `models` maps a display name to a loaded language model (or a classifier built on one).
-    Every change redraws three things: the prompt encoder's size and its share of the
-    backbone, the tensor shape after each step from the encoder to one layer's key, and one
-    layer's attention mask for a short example whose last `padding` tokens are padding. The
+    Every change redraws three things. The first is the prompt encoder's size and its share
+    of the backbone. The second is the tensor shape after each step from the encoder to one
+    layer's key. The third is one layer's attention mask for a short example whose last
+    `padding` tokens are padding. The
     panel gets them from `ptuning_v2.prefix_summary` and `ptuning_v2.prefix_attention_mask`.
     """
 

@@ -630,8 +630,8 @@ def test_prefix_attention_mask_matches_layer(small_tokenizer):
         model = fresh_language_model(small_tokenizer, model_type)
         mask = prefix_attention_mask(model, prompt_len=2, length=4, padding=1)
         assert mask.shape == (4, 6)
-        assert mask[:, :2].all()  # every query sees the prefix
-        assert not mask[:, 5].any()  # nobody sees the padded token
+        assert mask[:, :2].all()  # every query may attend to the prefix
+        assert not mask[:, 5].any()  # no query may attend to the padded token
         if model_type == "bert":
             assert mask[:, 2:5].all()
         else:

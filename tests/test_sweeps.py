@@ -178,7 +178,8 @@ def test_sweep_lora_script_reduced_setting(tmp_path):
     head, full, rank1, rank2, _, rank8, rescaled = results["runs"]
     # The rate was picked at r=8; the rank-1 rerun divides it by 8, so rate x alpha / r stays the same.
     assert rescaled["learning_rate"] == pytest.approx(rank8["learning_rate"] / 8)
-    assert rescaled["rank"] == 1 and rank1["learning_rate"] == rank8["learning_rate"]
+    assert rescaled["rank"] == 1
+    assert rank1["learning_rate"] == rank8["learning_rate"]
     assert head["trainable_params"] == 256 * 2 + 2
     assert rank1["trainable_params"] - head["trainable_params"] == 6 * 2 * 1 * (256 + 256)
     assert rank2["adapter_bytes"] == 4 * rank2["trainable_params"]
@@ -225,4 +226,5 @@ def test_sweep_ptuning_v2_script_reduced_setting(tmp_path):
 
     bad = subprocess.run([*command[:2], "--tasks", "pos", "--output", str(tmp_path / "x.json")],
                          capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode == 2 and "tasks=['pos'] 无效" in bad.stderr
+    assert bad.returncode == 2
+    assert "tasks=['pos'] 无效" in bad.stderr

@@ -167,7 +167,7 @@ def test_prefix_panel_mask_shows_prefix_columns(models):
     rows = mask_cells(panel)
     assert len(rows) == 6
     prefix, real = "#f4a582", "#92c5de"
-    # BERT: every query sees the 3 prefix slots and the 4 real tokens, never the 2 padded ones.
+    # BERT: every query may attend to the 3 prefix slots and the 4 real tokens, never to the 2 padded ones.
     assert all(row == [prefix] * 3 + [real] * 4 + ["#eeeeee"] * 2 for row in rows)
     panel.architecture.value = "GPT"
     rows = mask_cells(panel)
@@ -177,7 +177,8 @@ def test_prefix_panel_mask_shows_prefix_columns(models):
     assert "因果遮罩" in panel.output.value
     panel.prompt_len.value = 100  # shortened to 20 prefix columns around one "…"
     assert mask_cells(panel)[0][:20] == [prefix] * 20
-    assert ">P99<" in panel.output.value and ">P50<" not in panel.output.value
+    assert ">P99<" in panel.output.value
+    assert ">P50<" not in panel.output.value
 
 
 def test_prefix_panel_rejects_empty_models():
