@@ -13,18 +13,27 @@ from pathlib import Path
 from peft_lessons import sweeps
 
 
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """Create a parser that keeps the description's line breaks and describes -h in Chinese, like the other options."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     add_help=False)
+    parser.add_argument("-h", "--help", action="help", help="显示本帮助信息并退出")
+    return parser
+
+
 def add_output_arguments(parser: argparse.ArgumentParser, default_output: Path, workers: bool = False) -> None:
     """Add --download, --output and --overwrite, and with `workers` also --workers and --run-log."""
     if workers:
         parser.add_argument("--workers", type=int, default=1,
-                            help="processes that train runs side by side; 2 uses both cores of a 2-core machine")
+                            help="同时训练的进程数；在 2 核机器上设为 2 可以用上两个核")
         parser.add_argument("--run-log", type=Path, default=None,
-                            help="file that records each finished run; rerunning with it skips those runs "
-                                 "(default: the output path with .runs.jsonl)")
-    parser.add_argument("--download", action="store_true", help="allow hub downloads for model names")
+                            help="记录已完成训练的文件，用它重新运行时会跳过其中的训练"
+                                 "（默认：输出文件改用 .runs.jsonl 后缀）")
+    parser.add_argument("--download", action="store_true",
+                        help="允许把模型名当作 Hugging Face Hub 模型 id 下载")
     parser.add_argument("--output", type=Path, default=default_output,
-                        help="JSON file to write (default: %(default)s)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+                        help="写入结果的 JSON 文件，默认为 %(default)s")
+    parser.add_argument("--overwrite", action="store_true", help="输出文件已存在时替换它")
 
 
 def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
