@@ -353,6 +353,55 @@ def test_naive_bayes_rejects_length_mismatch():
         train_naive_bayes(["好", "差"], [1])
 
 
+def test_crf_tagger_on_real_ner_sentences():
+    # 500 real training sentences are enough for a CRF to find many entities; a model that tags
+    # everything O would score 0, and the per-character majority tag about 0.1 on this corpus.
+    from peft_lessons.ptuning_v2 import entity_scores
+
+    ner = data.load_ner(max_chars=62)
+    tagger = data.train_crf_tagger(ner.train[:500])
+    sentences = ner.validation[:300]
+    predicted = tagger.predict([chars for chars, _ in sentences])
+    assert [len(tags) for tags in predicted] == [len(chars) for chars, _ in sentences]
+    assert set(tag for tags in predicted for tag in tags) <= set(data.NER_TAGS)
+    scores = entity_scores([tags for _, tags in sentences], predicted)
+    assert scores["overall"]["f1"] > 0.4
+
+
+def test_crf_tagger_learns_a_hand_made_pattern():
+    # "在X市" marks X as a place and "X说" marks X as a person; the CRF must use the context,
+    # because the same character 王 is a person in one pattern and part of a place in the other.
+    train = [
+        (list("他在王市"), ["O", "O", "B-LOC", "I-LOC"]),
+        (list("王说好"), ["B-PER", "O", "O"]),
+    ] * 20
+    tagger = data.train_crf_tagger(train)
+    assert tagger.predict(["他在王市", "王说好"]) == [["O", "O", "B-LOC", "I-LOC"], ["B-PER", "O", "O"]]
+    assert tagger.predict([""]) == [[]]
+
+
+@pytest.mark.parametrize(
+    "sentences, kwargs, message",
+    [
+        ([], {}, "sentences 为空"),
+        ([(list("王说"), ["B-PER"])], {}, "2 个字、1 个标签"),
+        ([(list("王说"), ["B-PER", "X"])], {}, "未知标签 ['X']"),
+        (["王说"], {}, "应是 (字列表, 标签列表)"),
+        ([(list("王说"), ["B-PER", "O"])], {"c1": -1}, "c1 是正则化系数"),
+        ([(list("王说"), ["B-PER", "O"])], {"max_iterations": 0}, "max_iterations 必须是不小于 1 的整数"),
+    ],
+)
+def test_crf_tagger_rejects_bad_input(sentences, kwargs, message):
+    with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+        data.train_crf_tagger(sentences, **kwargs)
+
+
+def test_crf_predict_rejects_a_bare_string():
+    tagger = data.train_crf_tagger([(list("王说"), ["B-PER", "O"])] * 3)
+    with pytest.raises(TypeError, match="放进列表里"):
+        tagger.predict("王说")
+
+
 def test_evaluate_classifier_needs_both_labels(sentiment):
     with pytest.raises(ValueError, match="同时含 0 和 1"):
         evaluate_classifier(None, ["好"], [1])
