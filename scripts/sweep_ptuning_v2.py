@@ -55,8 +55,8 @@ def main(argv=None) -> int:
                         help="方法对比中两种提示方法和重参数化训练所用的提示长度")
     parser.add_argument("--prompt-lens", nargs="+", type=int, default=[1, 4, 16, 64, 128],
                         help="P-Tuning v2 在 prompt_len 扫描中要试的前缀长度")
-    parser.add_argument("--train-size", type=int, default=2000, help="每个随机种子、每个任务的训练样本数")
-    parser.add_argument("--validation-size", type=int, default=512,
+    parser.add_argument("--train-size", type=int, default=1000, help="每个随机种子、每个任务的训练样本数")
+    parser.add_argument("--validation-size", type=int, default=256,
                         help="用于早停和选择学习率的验证样本数")
     parser.add_argument("--test-size", type=int, default=None,
                         help="评估用的测试样本数：NER 取测试集开头的句子，情感分类取固定抽样的评论；"

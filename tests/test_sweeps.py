@@ -222,7 +222,14 @@ def test_sweep_ptuning_v2_script_reduced_setting(tmp_path):
     assert 0 <= by_label["sentiment", "输入层提示（P-Tuning v1 式）"]["test"]["accuracy"] <= 1
     assert by_label["ner", "全量微调"]["trainable_params"] > 50 * by_label["ner", "P-Tuning v2"]["trainable_params"]
     assert set(results["settings"]["learning_rates"]) == {"sentiment", "ner"}
-    assert results["references"][0]["method"] == "朴素贝叶斯（全部训练集）"
+    references = {(ref["task"], ref["method"]): ref for ref in results["references"]}
+    assert sorted(references) == sorted([("sentiment", "朴素贝叶斯（全部训练集）"), ("sentiment", "朴素贝叶斯（同样的训练样本）"),
+                                         ("ner", "CRF（同样的训练样本）")])
+    crf = references["ner", "CRF（同样的训练样本）"]
+    assert crf["train_size"] == 32
+    # The CRF is scored on the same test sentences as the neural runs.
+    assert crf["test"]["overall"]["support"] == by_label["ner", "P-Tuning v2"]["test"]["overall"]["support"]
+    assert references["sentiment", "朴素贝叶斯（同样的训练样本）"]["train_size"] == 32
 
     bad = subprocess.run([*command[:2], "--tasks", "pos", "--output", str(tmp_path / "x.json")],
                          capture_output=True, text=True, cwd=tmp_path)
