@@ -256,6 +256,8 @@ for method in ("只训练分类头", "Wq,Wv r=8", "全量微调"):
 for reference in comparison["references"]:
     rows.append([reference["method"], f"{reference['test']['accuracy']:.3f}", "-", "-", "-", "-"])
 print(format_table(["方法", "测试准确率", "可训练参数", "可训练 %", "adapter 张量", "每步训练毫秒"], rows))
+print(f"表中的“可训练 %”都以不加 LoRA 的分类模型（{total_params:,} 个参数）为分母，三种方法因此可以直接比较；"
+      "上面的 parameter_report 以加上 LoRA 之后的模型为分母，所以同一个 LoRA 的百分比在那里略小。")
 if step_ms:
     print(f"每步训练时间来自 {BENCHMARK_FILE.name}（{benchmark['machine']}，{benchmark['date']}，批量 32）："
           f"LoRA 每步是全量微调的 {step_ms['Wq,Wv r=8'] / step_ms['全量微调']:.2f} 倍。")

@@ -28,6 +28,8 @@ cells = [
 """),
     md("""
 ## 1. 运行环境
+
+与前几课相同：缺少 `peft_lessons` 包时以可编辑模式安装，再打印版本与计算设备。下面的变量选择模型和要分析的层；`LAYER` 从 0 开始数。
 """),
     code(setup_source),
     code("""
@@ -127,14 +129,16 @@ random_pair = (rng.standard_normal((d_in, 8)), rng.standard_normal((d_in, 64)))
 panels = [("r=8 对 r=64", lambda t: (lora_a("r=8", t), lora_a("r=64", t))),
           ("r=64 两个种子（前 8 个方向）", lambda t: (lora_a("r=64", t), lora_a("r=64（种子 1）", t))),
           ("两个随机高斯矩阵", lambda t: random_pair)]
-fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+fig, axes = plt.subplots(2, 3, figsize=(13, 7), layout="constrained")
 grids = {}
 for row, target in enumerate(("query", "value")):
     for column, (title, pair) in enumerate(panels):
         a1, a2 = pair(target)
         grid = analysis.similarity_grid(a1, a2, max_i=8, max_j=min(64, a2.shape[1]))
         grids[target, title] = grid
-        image = axes[row, column].imshow(grid, vmin=0, vmax=1, aspect="auto", cmap="viridis")
+        # extent 让坐标从 1 开始，与 φ 的下标 i、j 一致
+        image = axes[row, column].imshow(grid, vmin=0, vmax=1, aspect="auto", cmap="viridis",
+                                         extent=(0.5, grid.shape[1] + 0.5, grid.shape[0] + 0.5, 0.5))
         axes[row, column].set_title(f"ΔW{'q' if target == 'query' else 'v'}：{title}", fontsize=10)
         axes[row, column].set_xlabel("j")
         axes[row, column].set_ylabel("i")
@@ -148,6 +152,7 @@ plt.show()
 draws = [analysis.subspace_similarity(rng.standard_normal((d_in, 8)), rng.standard_normal((d_in, 64)), 1, 1)
          for _ in range(500)]
 chance_mean, chance_high = float(np.mean(draws)), float(np.quantile(draws, 0.99))
+above, strongest = {"query": [], "value": []}, {"query": [], "value": []}
 print(f"两个随机矩阵的 φ(1, 1)：500 对的平均 {chance_mean:.4f}（理论值 1/d_in = {1 / d_in:.4f}），99% 分位数 {chance_high:.3f}")
 for target in ("query", "value"):
     name = f"ΔW{'q' if target == 'query' else 'v'}"
@@ -160,6 +165,29 @@ for target in ("query", "value"):
         else:
             verdict = "与随机相当"
         print(f"{name}，{title}：最强方向的 φ(1, 1) = {value:.3f}，{verdict}")
+        above[target].append(verdict != "与随机相当")
+        strongest[target].append(value)
+"""),
+    md("""
+把四组对照归结成一句话，并与论文对照。论文在 GPT-3 上发现：r = 8 与 r = 64 学到的最强方向高度重合（i = j = 1 时 φ 超过 0.5），两个随机种子的 r = 64 也是如此，所以少数几个方向就装下了有用的更新，这是“$\\Delta W$ 的秩很低”的证据。
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+for target in ("query", "value"):
+    name = f"ΔW{'q' if target == 'query' else 'v'}"
+    hits = sum(above[target])
+    if hits == len(above[target]) and min(strongest[target]) > 0.5:
+        print(f"{name}：两组对照的 φ(1, 1) 都超过 0.5，与论文一致：不同 rank、不同种子学到的最强方向基本相同。")
+    elif hits == len(above[target]):
+        print(f"{name}：两组对照的最强方向都高于随机，但 φ(1, 1) 最小只有 {min(strongest[target]):.3f}，"
+              "没有都达到论文的 0.5：不同 rank、不同种子学到的最强方向有共同的部分，重合得没有论文里那么多。")
+    elif hits == 0:
+        print(f"{name}：两组对照的最强方向都与随机相当，与论文不一致：在我们的模型上，"
+              "不同 rank 或不同种子学到的最强方向并不相同。")
+    else:
+        print(f"{name}：两组对照里只有 {hits} 组的最强方向高于随机，只部分支持论文的结论。")
+print("可能的原因：这里的模型只有几百万参数，adapter 只训练了 800 条评论、2 轮，更新量里随机初始化留下的成分还很大。"
+      "论文的 GPT-3 有 1750 亿参数，训练也充分得多。")
 """),
     md(r"""
 ## 4. $\Delta W$ 与预训练权重 $W$
@@ -186,6 +214,27 @@ ratio = np.linalg.norm(delta_w("r=4", "query")) / np.linalg.norm(delta_w("r=64",
 print(f"r=4 的 ‖ΔWq‖F 是 r=64 的 {ratio:.1f} 倍。两者用同一个学习率，而缩放系数 α/r 分别是 "
       f"{wrapper_of('r=4', 'query').scale:g} 和 {wrapper_of('r=64', 'query').scale:g}：放大系数的大小也受这个设定影响。")
 """),
+    md("""
+与论文对照：论文在 GPT-3 上量到 r = 4 时 $\\Delta W_q$ 的放大系数约为 21.5（6.91 / 0.32），并发现 $W$ 在 $\\Delta W$ 方向上的分量比随机方向大、比 $W$ 自己最强的方向小得多。下面由上表的数字逐条判断。
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+PAPER_FACTOR = 21.5  # 论文报告的 r = 4 时 ΔWq 的放大系数（约数）
+for target in ("query", "value"):
+    norms = analysis.projection_norms(delta_w("r=4", target), pretrained_w("r=4", target), r=4)
+    name = f"W{'q' if target == 'query' else 'v'}"
+    factor = norms["amplification_factor"]
+    between = norms["random"] < norms["delta_w"] < norms["w"]
+    print(f"r=4 的 {name}：放大系数 {factor:.1f}，是论文约 {PAPER_FACTOR} 的 {factor / PAPER_FACTOR:.1f} 倍。"
+          + ("W 在 ΔW 方向上的分量介于随机方向与 W 自己的方向之间，与论文的描述一致。" if between else
+             "W 在 ΔW 方向上的分量不在随机方向与 W 自己的方向之间，与论文的描述不一致。"))
+    if norms["delta_w_norm"] > norms["w_norm"]:
+        print(f"    注意：这里 ‖ΔW‖F = {norms['delta_w_norm']:.2f} 比 ‖W‖F = {norms['w_norm']:.2f} 还大，"
+              "更新量不再是对 W 的小修小补。r 小时 α/r 大，又用了为 r=8 选的学习率，步子偏大；"
+              "这会把放大系数也抬高，所以它与论文的数字不能直接比较。")
+    else:
+        print(f"    ‖ΔW‖F = {norms['delta_w_norm']:.2f} 小于 ‖W‖F = {norms['w_norm']:.2f}，更新量仍是对 W 的修正。")
+"""),
     code("""
 # NBVAL_IGNORE_OUTPUT
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -194,6 +243,8 @@ for ax, target in zip(axes, ("query", "value")):
     top_w = list(range(1, min(w.shape) + 1, 8))
     for i in (1, 4, 8):
         ax.plot(top_w, [analysis.direction_similarity(d_w, w, i, j) for j in top_w], marker=".", label=f"ΔW 前 {i} 个方向")
+    # 随机方向的期望值是 max(i, j) / d_in；j ≥ i 时就是 j / d_in
+    ax.plot(top_w, [j / w.shape[0] for j in top_w], color="gray", linestyle="--", label="随机方向的期望 j / d_in")
     ax.set_xlabel("W 的前 j 个奇异方向")
     ax.set_ylabel("子空间相似度")
     ax.set_title(f"r=64，ΔW{'q' if target == 'query' else 'v'} 与 W 的方向")
@@ -202,7 +253,7 @@ fig.tight_layout()
 plt.show()
 """),
     md("""
-读这一节时与论文对照：论文在 GPT-3 上发现 $\\Delta W$ 与 $W$ 的相关性强于随机方向，但并不重复 $W$ 最强的方向，而是把 $W$ 中原本不突出的方向放大了很多倍（r = 4 时约 20 倍）。上面的表和图给出了我们的小模型上的数字；模型小、训练短，结论可能不同，以数字为准。
+读这一节时与论文对照：论文在 GPT-3 上发现 $\\Delta W$ 与 $W$ 的相关性强于随机方向，但并不重复 $W$ 最强的方向，而是把 $W$ 中原本不突出的方向放大了很多倍（r = 4 时约 21.5 倍）。上面的表和图给出了我们的小模型上的数字；模型小、训练短，结论可能不同，以数字为准。图中曲线高出灰色虚线越多，$\\Delta W$ 的方向与 $W$ 的前 j 个方向重合得越多于随机。
 
 ### 练习
 
