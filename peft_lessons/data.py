@@ -548,6 +548,11 @@ def _crf_features(chars: Sequence[str]) -> list[list[str]]:
 
 
 def _check_tagged_sentences(sentences, name: str) -> list[tuple[list[str], list[str]]]:
+    if isinstance(sentences, NERData):
+        raise TypeError(f"{name} 收到的是整个 NERData；请只传一个划分，例如 ner.train。")
+    if isinstance(sentences, str) or not isinstance(sentences, Sequence):
+        raise TypeError(f"{name} 应是 (字列表, 标签列表) 句子的列表，例如 load_ner().train，"
+                        f"收到 {type(sentences).__name__} {str(sentences)[:30]!r}。")
     sentences = list(sentences)
     if not sentences:
         raise ValueError(f"{name} 为空：至少需要一个 (字列表, 标签列表) 句子。")
@@ -556,6 +561,9 @@ def _check_tagged_sentences(sentences, name: str) -> list[tuple[list[str], list[
         if not isinstance(sentence, (tuple, list)) or len(sentence) != 2:
             raise TypeError(f"{name} 的第 {index} 项应是 (字列表, 标签列表)，例如 load_ner().train 的元素，"
                             f"收到 {type(sentence).__name__}。")
+        if isinstance(sentence[1], str):
+            raise TypeError(f"{name} 的第 {index} 个句子的标签是字符串 {sentence[1]!r}；标签要写成列表，"
+                            "每个字一个，例如 (list('上海'), ['B-LOC', 'I-LOC'])。")
         chars, tags = list(sentence[0]), list(sentence[1])
         if len(chars) != len(tags) or not chars:
             raise ValueError(f"{name} 的第 {index} 个句子有 {len(chars)} 个字、{len(tags)} 个标签；两者必须相等且不为 0。")
@@ -582,7 +590,16 @@ class CRFTagger:
         """Tag each sentence, given as a sequence of characters (a string works too)."""
         if isinstance(sentences, str):
             raise TypeError("sentences 应是句子的列表，例如 ['今天上海下雨']；收到的是单个字符串，请放进列表里。")
-        return [list(self._tagger.tag(_crf_features(list(chars)))) if len(chars) else [] for chars in sentences]
+        checked = []
+        for index, chars in enumerate(sentences):
+            if isinstance(chars, tuple) and len(chars) == 2 and all(isinstance(part, (list, tuple)) for part in chars):
+                raise TypeError(f"第 {index} 个句子是 (字列表, 标签列表) 对；predict 只要字，"
+                                "例如 [chars for chars, _ in ner.test]。")
+            if isinstance(chars, str) or (isinstance(chars, (list, tuple)) and all(isinstance(c, str) for c in chars)):
+                checked.append(list(chars))
+            else:
+                raise TypeError(f"第 {index} 个句子应是字符串或字的列表，收到 {type(chars).__name__} {chars!r}。")
+        return [list(self._tagger.tag(_crf_features(chars))) if chars else [] for chars in checked]
 
 
 def train_crf_tagger(sentences, c1: float = 0.01, c2: float = 0.01, max_iterations: int = 100) -> CRFTagger:
@@ -602,8 +619,8 @@ def train_crf_tagger(sentences, c1: float = 0.01, c2: float = 0.01, max_iteratio
 
     sentences = _check_tagged_sentences(sentences, "sentences")
     for name, value in (("c1", c1), ("c2", c2)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-            raise ValueError(f"{name} 是正则化系数，必须是非负数，收到 {value!r}。")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < float("inf"):
+            raise ValueError(f"{name} 是正则化系数，必须是有限的非负数（默认 0.01），收到 {value!r}。")
     max_iterations = _check_positive_int("max_iterations", max_iterations)
     params = {"c1": float(c1), "c2": float(c2), "max_iterations": max_iterations,
               "feature.possible_transitions": True}

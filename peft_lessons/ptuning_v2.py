@@ -531,6 +531,12 @@ def parameter_counts(model) -> dict:
 
 
 def _check_tag_sequence(tags, where: str) -> list[str]:
+    if isinstance(tags, str):
+        raise TypeError(f"{where}应是标签列表，例如 ['B-LOC', 'I-LOC', 'O']，收到字符串 {tags!r}；"
+                        "整个参数需要“每个句子一个标签列表”的列表。")
+    if isinstance(tags, tuple) and len(tags) == 2 and all(isinstance(part, (list, tuple)) for part in tags):
+        raise TypeError(f"{where}看起来是 load_ner() 里的 (字列表, 标签列表) 对；这里只要标签列表，"
+                        "例如 [tags for _, tags in ner.test]。")
     tags = list(tags)
     unknown = sorted({repr(tag) for tag in tags if not isinstance(tag, str) or tag not in _TAG_TO_ID})
     if unknown:

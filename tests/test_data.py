@@ -389,6 +389,10 @@ def test_crf_tagger_learns_a_hand_made_pattern():
         (["王说"], {}, "应是 (字列表, 标签列表)"),
         ([(list("王说"), ["B-PER", "O"])], {"c1": -1}, "c1 是正则化系数"),
         ([(list("王说"), ["B-PER", "O"])], {"max_iterations": 0}, "max_iterations 必须是不小于 1 的整数"),
+        ([(list("王说"), ["B-PER", "O"])], {"c1": float("nan")}, "有限的非负数"),
+        ([(list("上海"), "B-LOC")], {}, "标签是字符串 'B-LOC'"),
+        ("今天上海下雨", {}, "收到 str '今天上海下雨'"),
+        (None, {}, "收到 NoneType"),
     ],
 )
 def test_crf_tagger_rejects_bad_input(sentences, kwargs, message):
@@ -396,10 +400,19 @@ def test_crf_tagger_rejects_bad_input(sentences, kwargs, message):
         data.train_crf_tagger(sentences, **kwargs)
 
 
-def test_crf_predict_rejects_a_bare_string():
+def test_crf_tagger_rejects_the_whole_data_set():
+    with pytest.raises(TypeError, match=re.escape("请只传一个划分，例如 ner.train")):
+        data.train_crf_tagger(data.load_ner(max_chars=62))
+
+
+def test_crf_predict_rejects_bad_sentences():
     tagger = data.train_crf_tagger([(list("王说"), ["B-PER", "O"])] * 3)
     with pytest.raises(TypeError, match="放进列表里"):
         tagger.predict("王说")
+    with pytest.raises(TypeError, match=re.escape("第 0 个句子应是字符串或字的列表，收到 int 123")):
+        tagger.predict([123])
+    with pytest.raises(TypeError, match=re.escape("predict 只要字")):
+        tagger.predict([(list("王说"), ["B-PER", "O"])])
 
 
 def test_evaluate_classifier_needs_both_labels(sentiment):

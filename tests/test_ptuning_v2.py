@@ -464,6 +464,16 @@ def test_entity_scores_rejects_bad_input(truth, prediction, message):
         entity_scores(truth, prediction)
 
 
+def test_entity_scores_names_flat_lists_and_pairs():
+    # A flat tag list and (characters, tags) pairs are the two likely mix-ups; both get a message
+    # that says what was passed instead of listing letters as unknown tags.
+    with pytest.raises(TypeError, match="收到字符串 'B-LOC'"):
+        entity_scores(["B-LOC", "O"], ["B-LOC", "O"])
+    pair = (list("上海"), ["B-LOC", "I-LOC"])
+    with pytest.raises(TypeError, match="这里只要标签列表"):
+        entity_scores([pair], [["B-LOC", "I-LOC"]])
+
+
 # ---- predicting tags ----
 
 def test_predict_tags_follows_logits(small_tokenizer):
