@@ -25,7 +25,7 @@ def add_output_arguments(parser: argparse.ArgumentParser, default_output: Path, 
     """Add --download, --output and --overwrite, and with `workers` also --workers and --run-log."""
     if workers:
         parser.add_argument("--workers", type=int, default=1,
-                            help="同时训练的进程数；在 2 核机器上设为 2 可以用上两个核")
+                            help="同时训练的进程数；在 2 核机器上设为 2 可以用上两个核（默认：%(default)s）")
         parser.add_argument("--run-log", type=Path, default=None,
                             help="记录已完成训练的文件，用它重新运行时会跳过其中的训练"
                                  "（默认：输出文件改用 .runs.jsonl 后缀）")

@@ -46,13 +46,13 @@ def main(argv=None) -> int:
     parser = sweep_cli.make_parser(description=DESCRIPTION)
     parser.add_argument("--model", default="tiny-bert-zh", help="内置模型名或 Hub 模型 id（默认：%(default)s）")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                        help="随机种子，可给多个；每个种子各自决定训练样本和初始化")
-    parser.add_argument("--train-size", type=int, default=2000, help="每个随机种子的有标注训练评论条数")
+                        help="随机种子，可给多个；每个种子各自决定训练样本和初始化（默认：%(default)s）")
+    parser.add_argument("--train-size", type=int, default=2000, help="每个随机种子的有标注训练评论条数（默认：%(default)s）")
     parser.add_argument("--validation-size", type=int, default=512,
-                        help="从验证集中固定抽取的评论条数，用于早停和选择学习率")
+                        help="从验证集中固定抽取的评论条数，用于早停和选择学习率（默认：%(default)s）")
     parser.add_argument("--test-size", type=int, default=None,
                         help="评估用的测试评论条数（固定抽样）；不设时用整个测试集")
-    parser.add_argument("--epochs", type=int, default=6, help="每次训练的最大 epoch 数（早停通常会让训练更早结束）")
+    parser.add_argument("--epochs", type=int, default=6, help="每次训练的最大 epoch 数，早停通常会让训练更早结束（默认：%(default)s）")
     parser.add_argument("--configs", type=int, default=None,
                         help="要用的 LoRA 设置个数，取 sweeps.LORA_CONFIGS 的前几个；不设时全部使用")
     parser.add_argument("--one-rate", action="store_true", help="每类方法只试学习率候选值中的第一个")

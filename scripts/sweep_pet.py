@@ -41,14 +41,14 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["tiny-bert-zh", "tiny-gpt-zh"],
                         help="一个或多个内置模型名或 Hub 模型 id（默认：两个内置模型）")
     parser.add_argument("--ks", nargs="+", type=int, default=[8, 32, 128],
-                        help="有标注训练评论的条数 k，可给多个，每个至少为 2")
+                        help="有标注训练评论的条数 k，可给多个，每个至少为 2（默认：%(default)s）")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                        help="随机种子，可给多个；每个种子各自决定训练样本和初始化")
+                        help="随机种子，可给多个；每个种子各自决定训练样本和初始化（默认：%(default)s）")
     parser.add_argument("--validation-size", type=int, default=256,
-                        help="从验证集中固定抽取的评论条数，用于早停")
+                        help="从验证集中固定抽取的评论条数，用于早停（默认：%(default)s）")
     parser.add_argument("--test-size", type=int, default=None,
                         help="评估用的测试评论条数（固定抽样）；不设时用整个测试集")
-    parser.add_argument("--epochs", type=int, default=15, help="每次训练的最大 epoch 数（早停通常会让训练更早结束）")
+    parser.add_argument("--epochs", type=int, default=15, help="每次训练的最大 epoch 数，早停通常会让训练更早结束（默认：%(default)s）")
     sweep_cli.add_output_arguments(parser, DEFAULT_OUTPUT)
     args = sweep_cli.parse(parser, argv)
     # A bad argument (for example --ks 1) gets a one-line message instead of a traceback.

@@ -47,20 +47,20 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["tiny-bert-zh", "tiny-gpt-zh"],
                         help="一个或多个内置模型名或 Hub 模型 id（默认：两个内置模型）")
     parser.add_argument("--ks", nargs="+", type=int, default=[32, 256],
-                        help="有标注训练评论的条数 k，可给多个，每个至少为 2")
+                        help="有标注训练评论的条数 k，可给多个，每个至少为 2（默认：%(default)s）")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                        help="随机种子，可给多个；每个种子各自决定训练样本和初始化")
+                        help="随机种子，可给多个；每个种子各自决定训练样本和初始化（默认：%(default)s）")
     parser.add_argument("--no-full-train", action="store_true", help="跳过在整个训练集上的训练")
     parser.add_argument("--full-train-epochs", type=int, default=1,
-                        help="在整个训练集上训练时的最大 epoch 数")
+                        help="在整个训练集上训练时的最大 epoch 数（默认：%(default)s）")
     parser.add_argument("--validation-size", type=int, default=256,
-                        help="从验证集中固定抽取的评论条数，用于早停和选择学习率")
+                        help="从验证集中固定抽取的评论条数，用于早停和选择学习率（默认：%(default)s）")
     parser.add_argument("--test-size", type=int, default=None,
                         help="评估用的测试评论条数（固定抽样）；不设时用整个测试集")
-    parser.add_argument("--epochs", type=int, default=20, help="每次训练的最大 epoch 数（早停通常会让训练更早结束）")
+    parser.add_argument("--epochs", type=int, default=20, help="每次训练的最大 epoch 数，早停通常会让训练更早结束（默认：%(default)s）")
     parser.add_argument("--frozen-learning-rates", nargs="+", type=float,
                         default=list(sweeps.FROZEN_LEARNING_RATE_GRID),
-                        help="冻结主干时的学习率候选值，每个模型按验证集准确率选一个")
+                        help="冻结主干时的学习率候选值，每个模型按验证集准确率选一个（默认：%(default)s）")
     parser.add_argument("--merge", nargs="+", type=Path,
                         help="不训练，而是把几个单模型的结果文件合并后写入 --output")
     sweep_cli.add_output_arguments(parser, DEFAULT_OUTPUT)
