@@ -581,7 +581,7 @@ class CRFTagger:
         import pycrfsuite
 
         self.params = params
-        # crfsuite reads the model from this buffer while tagging, so the tagger must keep it alive.
+        # open_inmemory does not copy the buffer (tagging crashed after it was freed), so the tagger keeps it.
         self._model_bytes = model_bytes
         self._tagger = pycrfsuite.Tagger()
         self._tagger.open_inmemory(self._model_bytes)
@@ -605,7 +605,7 @@ class CRFTagger:
 def train_crf_tagger(sentences, c1: float = 0.01, c2: float = 0.01, max_iterations: int = 100) -> CRFTagger:
     """Fit a linear-chain CRF (python-crfsuite, L-BFGS), the traditional NER baseline of the course.
 
-    ``sentences`` holds (characters, BIO tags) pairs such as ``load_ner().train``. Each character is
+    ``sentences`` contains (characters, BIO tags) pairs such as ``load_ner().train``. Each character is
     described by itself, two characters on each side and the bigrams it forms with its neighbours;
     the CRF learns weights for these features and for tag-to-tag transitions. ``c1`` and ``c2`` are the
     L1 and L2 penalties. With 2,000 training sentences of load_ner(max_chars=62), c1=0.01 and c2=0.01 had
@@ -628,7 +628,7 @@ def train_crf_tagger(sentences, c1: float = 0.01, c2: float = 0.01, max_iteratio
     for chars, tags in sentences:
         trainer.append(_crf_features(chars), tags)
     trainer.set_params(params)
-    # crfsuite writes its model to a file; read it back and delete the file, so nothing is left on disk.
+    # crfsuite writes its model to a file. The file is read back and deleted, so nothing is left on disk.
     handle, path = tempfile.mkstemp(suffix=".crfsuite")
     os.close(handle)
     try:

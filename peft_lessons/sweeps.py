@@ -796,7 +796,7 @@ def ptuning_v2_comparison(model: str = "tiny-bert-zh", tasks=V2_TASKS, seeds=(0,
     also trained at every length in `prompt_lens` and with reparameterization (an MLP) at
     `prompt_len`. Each family's learning rate is picked per task from `learning_rate_grids`
     on validation with the first seed, and the prompt-length and reparameterization runs reuse
-    the v2 choice. `workers` and `run_log` work as in `lora_comparison`. `references` holds the
+    the v2 choice. `workers` and `run_log` work as in `lora_comparison`. `references` contains the
     traditional baselines of `_v2_references`: naive Bayes for sentiment and a CRF for NER.
 
     The defaults of 1,000 training and 256 validation examples are chosen for time. With 2,000

@@ -354,8 +354,8 @@ def test_naive_bayes_rejects_length_mismatch():
 
 
 def test_crf_tagger_on_real_ner_sentences():
-    # 500 real training sentences are enough for a CRF to find many entities; a model that tags
-    # everything O would score 0, and the per-character majority tag about 0.1 on this corpus.
+    # 500 real training sentences are enough for a CRF to find many entities. Tagging everything O
+    # scores 0 here, and the most frequent tag of each character scores about 0.1.
     from peft_lessons.ptuning_v2 import entity_scores
 
     ner = data.load_ner(max_chars=62)
@@ -369,7 +369,7 @@ def test_crf_tagger_on_real_ner_sentences():
 
 
 def test_crf_tagger_learns_a_hand_made_pattern():
-    # "在X市" marks X as a place and "X说" marks X as a person; the CRF must use the context,
+    # "在X市" marks X as a place and "X说" marks X as a person. The CRF must use the context,
     # because the same character 王 is a person in one pattern and part of a place in the other.
     train = [
         (list("他在王市"), ["O", "O", "B-LOC", "I-LOC"]),

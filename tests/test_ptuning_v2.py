@@ -465,8 +465,8 @@ def test_entity_scores_rejects_bad_input(truth, prediction, message):
 
 
 def test_entity_scores_names_flat_lists_and_pairs():
-    # A flat tag list and (characters, tags) pairs are the two likely mix-ups; both get a message
-    # that says what was passed instead of listing letters as unknown tags.
+    # A flat tag list and (characters, tags) pairs are the two likely mix-ups. Each error message
+    # names what was passed instead of listing single letters as unknown tags.
     with pytest.raises(TypeError, match="收到字符串 'B-LOC'"):
         entity_scores(["B-LOC", "O"], ["B-LOC", "O"])
     pair = (list("上海"), ["B-LOC", "I-LOC"])
