@@ -384,7 +384,7 @@ print(f"在人民日报测试集上全部标 O：按字算的准确率 {np.mean(
 - 情感分类用字符 n-gram 的朴素贝叶斯，一次用全部训练集，一次用每个种子同样的训练样本；
 - NER 用条件随机场（CRF，`data.train_crf_tagger`）：每个字的特征是它自己、左右各两个字和它与邻字组成的两个二元组，CRF 再学习标签之间的转移。它用每个种子同样的训练句子。
 
-完整实验有 54 次训练，在 2 核 CPU 上要一个多小时，所以由脚本 `python scripts/sweep_ptuning_v2.py --workers 2` 运行，结果存为 `docs/results/ptuning_v2_comparison.json`（含随机种子、机器与日期），这里读取。把 `RUN_SWEEP` 改成 `True`，或者在第 2 节换了模型，下面的单元会用当前模型重新跑一遍，结果另存为带时间戳的新文件，不覆盖仓库里的结果。
+完整实验有 60 次训练（其中 18 次用来选学习率），在 2 核 CPU 上约两个小时，所以由脚本 `python scripts/sweep_ptuning_v2.py --workers 2` 运行，结果存为 `docs/results/ptuning_v2_comparison.json`（含随机种子、机器与日期），这里读取。把 `RUN_SWEEP` 改成 `True`，或者在第 2 节换了模型，下面的单元会用当前模型重新跑一遍，结果另存为带时间戳的新文件，不覆盖仓库里的结果。
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
