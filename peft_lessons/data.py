@@ -606,8 +606,8 @@ def train_crf_tagger(sentences, c1: float = 0.01, c2: float = 0.01, max_iteratio
     """Fit a linear-chain CRF (python-crfsuite, L-BFGS), the traditional NER baseline of the course.
 
     ``sentences`` contains (characters, BIO tags) pairs such as ``load_ner().train``. Each character is
-    described by itself, two characters on each side and the bigrams it forms with its neighbours;
-    the CRF learns weights for these features and for tag-to-tag transitions. ``c1`` and ``c2`` are the
+    described by itself, two characters on each side and the bigrams it forms with its neighbours.
+    The CRF learns weights for these features and for tag-to-tag transitions. ``c1`` and ``c2`` are the
     L1 and L2 penalties. With 2,000 training sentences of load_ner(max_chars=62), c1=0.01 and c2=0.01 had
     the best validation entity F1 (0.786 on 512 sentences) among c1 in {0.01, 0.1, 1} and c2 in {0.01, 0.1};
     c1=1 lost about 0.06. Training on 2,000 sentences takes a few seconds on one CPU core.
